@@ -1,0 +1,27 @@
+# mmsurv: multimodal (pathology + genomics) survival prediction, Zhang et al. 2025.
+# Wiring only: every rule lives in workflow/rules/, every computation in workflow/mmsurv/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/tiling.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/bags.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

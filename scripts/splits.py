@@ -1,0 +1,16 @@
+"""Snakemake entry point: stratified cross-validation folds of one cohort."""
+
+from mmsurv.io import setup_logging
+
+setup_logging(snakemake.log[0])
+
+from mmsurv.pipeline import make_cohort_splits
+
+make_cohort_splits(
+    clinical_tsv=snakemake.input.clinical,
+    omics_parquet=snakemake.input.omics,
+    slide_cases=snakemake.params.slide_cases,
+    out_tsv=snakemake.output[0],
+    n_folds=snakemake.params.n_folds,
+    seed=snakemake.params.seed,
+)

@@ -1,0 +1,16 @@
+"""Snakemake entry point: segment one slide and write its tile coords and QC thumbnail."""
+
+from mmsurv.io import setup_logging
+
+setup_logging(snakemake.log[0])
+
+from mmsurv.pipeline import tile_and_save
+
+t = snakemake.params.tiling
+tile_and_save(
+    snakemake.input.slide,
+    coords_h5=snakemake.output.coords,
+    qc_png=snakemake.output.qc,
+    tiling=t,
+    fallback_mpp=snakemake.params.fallback_mpp,
+)

@@ -1,0 +1,27 @@
+"""Snakemake entry point: train one cancer x model x fold and score the held-out fold."""
+
+from mmsurv.io import setup_logging
+
+setup_logging(snakemake.log[0])
+
+from pathlib import Path
+
+from mmsurv.train import train_fold
+
+params = dict(snakemake.params.training)
+params["num_threads"] = snakemake.threads
+params["model_kwargs"] = dict(params.get("model_kwargs", {})).get(snakemake.wildcards.model, {})
+train_fold(
+    cohort=snakemake.wildcards.cohort,
+    model_name=snakemake.wildcards.model,
+    fold=int(snakemake.wildcards.fold),
+    bags_h5=snakemake.input.get("bags"),
+    omics_parquet=snakemake.input.omics,
+    families_json=snakemake.input.families,
+    clinical_tsv=snakemake.input.clinical,
+    splits_tsv=snakemake.input.splits,
+    out_dir=str(Path(snakemake.output.predictions).parent),
+    params=params,
+    seed=params["seed"],
+    device=params["device"],
+)

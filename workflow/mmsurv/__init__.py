@@ -1,0 +1,3 @@
+"""mmsurv: multimodal survival prediction from whole-slide images and genomics."""
+
+__version__ = "0.1.0"

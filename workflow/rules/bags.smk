@@ -1,0 +1,57 @@
+# Case bags (slides concatenated), gene-family tables and cross-validation folds, per cohort.
+
+
+rule case_bags:
+    """Concatenate the slide features of each case into one bag per case."""
+    input:
+        get_cohort_features,
+    output:
+        f"{OUT}/{{cohort}}/bags.h5",
+    params:
+        slide_table=get_cohort_slide_table,
+    log:
+        f"{OUT}/logs/bags/{{cohort}}.log",
+    threads: res("bags", "threads")
+    resources:
+        mem_mb=res("bags", "mem_mb"),
+        runtime=res("bags", "runtime"),
+    script:
+        "../../scripts/case_bags.py"
+
+
+rule omics_bags:
+    """Keep the genes of the six families; standardisation happens per training fold."""
+    input:
+        omics=config["omics"],
+        gene_families=config["gene_families"],
+    output:
+        table=f"{OUT}/{{cohort}}/omics.parquet",
+        families=f"{OUT}/{{cohort}}/families.json",
+    log:
+        f"{OUT}/logs/bags/{{cohort}}_omics.log",
+    threads: res("bags", "threads")
+    resources:
+        mem_mb=res("bags", "mem_mb"),
+        runtime=res("bags", "runtime"),
+    script:
+        "../../scripts/omics_bags.py"
+
+
+rule splits:
+    """Stratified K folds over the cases that have every modality."""
+    input:
+        clinical=config["clinical"],
+        omics=f"{OUT}/{{cohort}}/omics.parquet",
+    output:
+        f"{OUT}/{{cohort}}/splits.tsv",
+    params:
+        n_folds=config["splits"]["n_folds"],
+        seed=config["splits"]["seed"],
+        slide_cases=lambda wc: sorted({c for c, _ in get_cohort_slide_table(wc)}),
+    log:
+        f"{OUT}/logs/bags/{{cohort}}_splits.log",
+    resources:
+        mem_mb=res("bags", "mem_mb"),
+        runtime=res("bags", "runtime"),
+    script:
+        "../../scripts/splits.py"

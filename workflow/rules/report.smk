@@ -1,0 +1,25 @@
+# Run summary: data source, encoder weights, model selection, folds and cohort sizes in one page.
+
+
+rule run_summary:
+    """Write what the numbers rest on (encoder weights, selection policy, cohorts) for the report."""
+    input:
+        table=f"{OUT}/tables/cindex.csv",
+        folds=f"{OUT}/tables/cindex_folds.tsv",
+        km=expand(f"{OUT}/{{cohort}}/km_stats.json", cohort=COHORTS),
+        splits=expand(f"{OUT}/{{cohort}}/splits.tsv", cohort=COHORTS),
+    output:
+        report(
+            f"{OUT}/run_summary.md",
+            caption="../report/run_summary.rst",
+            category="Summary",
+        ),
+    params:
+        config=config,
+    log:
+        f"{OUT}/logs/report/run_summary.log",
+    resources:
+        mem_mb=res("evaluate", "mem_mb"),
+        runtime=res("evaluate", "runtime"),
+    script:
+        "../../scripts/run_summary.py"

@@ -1,0 +1,25 @@
+# One job per cancer x model x fold, so a cluster trains every fold of every model in parallel.
+
+
+rule train:
+    """Train one model on the training folds and score the held-out fold."""
+    input:
+        unpack(get_train_inputs),
+    output:
+        predictions=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/predictions.parquet",
+        checkpoint=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/checkpoint.pt",
+        train_log=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/train_log.tsv",
+        meta=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/meta.json",
+    params:
+        training=config["training"],
+    log:
+        f"{OUT}/logs/train/{{cohort}}/{{model}}/fold{{fold}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train/{{cohort}}/{{model}}/fold{{fold}}.tsv"
+    threads: res("train", "threads")
+    resources:
+        mem_mb=res("train", "mem_mb"),
+        runtime=res("train", "runtime"),
+        gpu=res("train", "gpu"),
+    script:
+        "../../scripts/train.py"
