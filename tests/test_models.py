@@ -1,0 +1,154 @@
+"""mmsurv.models: every registered model runs forward/backward; the paper model's parts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmsurv.models import create_model, list_models, model_modalities, register_model
+from mmsurv.models.ours import Ours, ot_plan
+
+torch.set_num_threads(1)
+
+PATH_DIM = 32
+OMIC_SIZES = [3, 10, 1, 25, 7, 4]  # six families of different sizes
+
+
+def _inputs(n_patches: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    path = torch.randn(n_patches, PATH_DIM, generator=g)
+    omics = [torch.randn(s, generator=g) for s in OMIC_SIZES]
+    return path, omics
+
+
+def _model(name: str, **kw):
+    torch.manual_seed(0)
+    return create_model(name, n_bins=4, path_dim=PATH_DIM, omic_sizes=OMIC_SIZES, **kw)
+
+
+def test_registry_lists_models():
+    names = list_models()
+    for n in ("snn", "attn_mil", "ours", "ours_wo_simme", "ours_wo_bdca", "ours_wo_ot"):
+        assert n in names
+    assert model_modalities("snn") == frozenset({"omic"})
+    assert model_modalities("attn_mil") == frozenset({"path"})
+    assert model_modalities("ours") == frozenset({"path", "omic"})
+
+
+def test_unknown_model_lists_registered():
+    with pytest.raises(ValueError, match="Unknown model 'nope'.*attn_mil.*snn"):
+        create_model("nope")
+    with pytest.raises(ValueError, match="Unknown model"):
+        model_modalities("nope")
+
+
+def test_duplicate_registration_warns():
+    from mmsurv.models import snn as snn_module
+
+    with pytest.warns(UserWarning, match="Overwriting snn"):
+        register_model(snn_module.snn)
+
+
+@pytest.mark.parametrize("model_name", list_models())
+@pytest.mark.parametrize("n_patches", [1, 7, 500])
+def test_forward_backward(model_name, n_patches):
+    model = _model(model_name)
+    mods = model_modalities(model_name)
+    path, omics = _inputs(n_patches)
+    out = model(path if "path" in mods else None, omics if "omic" in mods else None)
+    assert out.logits.shape == out.hazards.shape == out.surv.shape == (1, 4)
+    assert out.aux_loss.ndim == 0
+    for t in (out.logits, out.hazards, out.surv, out.aux_loss):
+        assert torch.isfinite(t).all()
+    assert ((out.hazards > 0) & (out.hazards < 1)).all()
+    assert (out.surv[:, 1:] <= out.surv[:, :-1]).all()
+    (out.hazards.sum() + out.aux_loss).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    assert all(torch.isfinite(g).all() for g in grads if g is not None)
+
+
+@pytest.mark.parametrize("model_name", list_models())
+def test_eval_is_deterministic_and_inputs_validated(model_name):
+    model = _model(model_name).eval()
+    mods = model_modalities(model_name)
+    path, omics = _inputs(50)
+    args = (path if "path" in mods else None, omics if "omic" in mods else None)
+    with torch.no_grad():
+        a, b = model(*args), model(*args)
+    torch.testing.assert_close(a.hazards, b.hazards)
+    if "path" in mods:
+        with pytest.raises(ValueError, match="needs a pathology bag"):
+            model(None, omics)
+        with pytest.raises(ValueError, match="empty pathology bag"):
+            model(path[:0], omics)
+        with pytest.raises(ValueError, match=rf"\(N, {PATH_DIM}\)"):
+            model(torch.randn(5, PATH_DIM + 1), omics)
+    if "omic" in mods:
+        with pytest.raises(ValueError, match="needs omics"):
+            model(path, None)
+        with pytest.raises(ValueError, match="omic_sizes"):
+            model(path, omics[:-1] + [torch.randn(99)])
+
+
+@pytest.mark.parametrize("n", [1, 6, 13])
+def test_ot_plan_balanced_marginals(n):
+    g = torch.Generator().manual_seed(n)
+    x, y = torch.randn(n, 16, generator=g), torch.randn(6, 16, generator=g)
+    plan = ot_plan(x, y, reg=0.05, unbalanced=False)
+    assert plan.shape == (n, 6) and (plan >= 0).all()
+    torch.testing.assert_close(plan.sum(1), torch.full((n,), 1 / n), atol=1e-5, rtol=0)
+    torch.testing.assert_close(plan.sum(0), torch.full((6,), 1 / 6), atol=1e-5, rtol=0)
+    unb = ot_plan(x, y, reg=0.05, reg_m=0.5, unbalanced=True)
+    assert unb.shape == (n, 6) and torch.isfinite(unb).all() and 0 < unb.sum() <= 1 + 1e-6
+
+
+def test_ot_plan_is_constant_for_autograd():
+    x = torch.randn(6, 8, requires_grad=True)
+    plan = ot_plan(x, torch.randn(6, 8))
+    assert not plan.requires_grad
+
+
+def test_group_patches_fewer_patches_than_groups_and_means():
+    model = _model("ours").eval()
+    assert model.n_groups == len(OMIC_SIZES)
+    one = torch.randn(1, PATH_DIM)
+    torch.testing.assert_close(model.group_patches(one), one.expand(6, -1))
+    bag = torch.randn(500, PATH_DIM)
+    groups = model.group_patches(bag)
+    assert groups.shape == (6, PATH_DIM)
+    # means of a partition: their size-weighted average is the bag mean (sizes 83/84 here)
+    torch.testing.assert_close(groups.mean(0), bag.mean(0), atol=1e-2, rtol=0)
+
+
+def test_ablations_differ_from_ours():
+    path, omics = _inputs(30)
+    full = _model("ours").eval()  # eval: fixed grouping, no dropout
+    names_full = set(dict(full.named_parameters()))
+    # w/o BDCA: the Q/K/V maps are gone
+    names_bdca = set(dict(_model("ours_wo_bdca").named_parameters()))
+    assert {n.split(".")[0] for n in names_full - names_bdca} == {
+        "q_p",
+        "k_p",
+        "v_p",
+        "q_g",
+        "k_g",
+        "v_g",
+    }
+    # w/o SimMe: no auxiliary loss; with SimMe it is lambda_sim · (1 − cos) ∈ (0, 2]
+    assert _model("ours_wo_simme").eval()(path, omics).aux_loss.item() == 0.0
+    aux = full(path, omics).aux_loss.item()
+    assert 0 < aux <= 2
+    assert _model("ours", lambda_sim=0.5).eval()(path, omics).aux_loss.item() == pytest.approx(
+        aux / 2
+    )
+    # w/o OT: same parameters, different output with the same weights
+    wo_ot = _model("ours_wo_ot").eval()
+    assert set(dict(wo_ot.named_parameters())) == names_full
+    wo_ot.load_state_dict(full.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(full(path, omics).logits, wo_ot(path, omics).logits)
+    for name in ("ours_wo_simme", "ours_wo_bdca", "ours_wo_ot"):
+        assert isinstance(_model(name), Ours)
+    with pytest.raises(ValueError, match="use_ot=False"):
+        create_model("ours_wo_ot", omic_sizes=OMIC_SIZES, use_ot=True)

@@ -1,0 +1,198 @@
+"""mmsurv.train.train_fold on a tiny synthetic cohort whose risk is encoded in omics and patches."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mmsurv.data import make_folds, read_clinical, time_bin_edges, write_bags, write_splits
+from mmsurv.omics import build_omics_bags
+from mmsurv.train import resolve_params, train_fold
+
+torch.set_num_threads(1)
+
+DIM = 32
+N_BINS = 4
+CONTRACT = (
+    ["case_id", "fold", "risk"]
+    + [f"hazard_{j}" for j in range(N_BINS)]
+    + [f"surv_{j}" for j in range(N_BINS)]
+    + ["survival_months", "event", "censorship", "model", "cohort", "model_selection"]
+    + ["encoder_weights"]
+)
+
+
+def make_cohort(root, n: int = 40, seed: int = 0, n_folds: int = 5) -> dict[str, str]:
+    """Write clinical/omics/families/bags/splits of a cohort where risk drives survival."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    ids = [f"TCGA-{i:03d}" for i in range(n)]
+    risk = rng.normal(size=n)
+    t_event = rng.exponential(30.0 * np.exp(-1.2 * risk))
+    t_cens = rng.uniform(10, 120, size=n)
+    event = t_event <= t_cens
+    clin = pd.DataFrame(
+        {"case_id": ids, "survival_months": np.minimum(t_event, t_cens), "event": event.astype(int)}
+    )
+    clin.to_csv(root / "clinical.tsv", sep="\t", index=False)
+
+    fams = {f"fam{j}": [f"G{j}x{k}" for k in range(2 + j % 3)] for j in range(6)}
+    pd.DataFrame({k: pd.Series(v) for k, v in fams.items()}).to_csv(
+        root / "families.csv", index=False
+    )
+    omics = {"case_id": ids}
+    for j, genes in fams.items():
+        for g in genes:
+            signal = risk if j in ("fam0", "fam1") else 0.0
+            omics[f"{g}_rnaseq"] = signal + 0.5 * rng.normal(size=n)
+            omics[f"{g}_cnv"] = rng.integers(-1, 2, size=n).astype(float)
+    pd.DataFrame(omics).to_csv(root / "omics.tsv", sep="\t", index=False)
+    build_omics_bags(
+        root / "omics.tsv", root / "families.csv", root / "omics.parquet", root / "families.json"
+    )
+
+    direction = np.zeros(DIM, np.float32)
+    direction[:4] = 1.0
+    bags = {}
+    for cid, r in zip(ids, risk, strict=True):
+        n_patches = int(rng.integers(5, 21))
+        feats = rng.normal(size=(n_patches, DIM)).astype(np.float32) + np.float32(r) * direction
+        bags[cid] = [(f"{cid}-slide", feats)]
+    write_bags(root / "bags.h5", bags, {"encoder": "dummy", "weights": "random-init"})
+
+    splits = make_folds(read_clinical(root / "clinical.tsv"), n_folds=n_folds, seed=seed)
+    write_splits(splits, root / "splits.tsv")
+    return {
+        "bags_h5": str(root / "bags.h5"),
+        "omics_parquet": str(root / "omics.parquet"),
+        "families_json": str(root / "families.json"),
+        "clinical_tsv": str(root / "clinical.tsv"),
+        "splits_tsv": str(root / "splits.tsv"),
+    }
+
+
+def params(**kw):
+    base = dict(
+        epochs=3, lr=1e-3, grad_accum=4, max_patches=8, num_threads=1,
+        model_kwargs={"path_dim": DIM},
+    )  # fmt: skip
+    return {**base, **kw}
+
+
+def run(paths, tmp_path, model, fold=0, seed=0, out="out", **kw):
+    return train_fold(
+        cohort="SYN", model_name=model, fold=fold, out_dir=str(tmp_path / out),
+        params=params(**kw), seed=seed, device="cpu", **paths,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    return make_cohort(tmp_path_factory.mktemp("cohort"), n=40)
+
+
+@pytest.mark.parametrize("model", ["snn", "attn_mil", "ours"])
+def test_outputs_contract_and_loss_decreases(cohort, tmp_path, model, caplog):
+    with caplog.at_level(logging.INFO, logger="mmsurv.train"):
+        summary = run(cohort, tmp_path, model, fold=1, epochs=5)
+    out = tmp_path / "out"
+    for name in ("predictions.parquet", "checkpoint.pt", "train_log.tsv", "meta.json"):
+        assert (out / name).is_file()
+    assert not list(out.glob("*.part"))
+    assert sum("epoch " in r.message for r in caplog.records) == 5
+
+    pred = pd.read_parquet(out / "predictions.parquet")
+    assert list(pred.columns) == CONTRACT
+    splits = pd.read_csv(cohort["splits_tsv"], sep="\t", dtype={"case_id": str})
+    test_ids = set(splits.loc[splits.fold == 1, "case_id"])
+    assert set(pred["case_id"]) == test_ids and len(pred) == len(test_ids)
+    assert not set(pred["case_id"]) & set(splits.loc[splits.fold != 1, "case_id"])
+    surv = pred[[f"surv_{j}" for j in range(N_BINS)]].to_numpy()
+    np.testing.assert_allclose(pred["risk"], -surv.sum(axis=1), rtol=1e-12)
+    assert pred["event"].dtype == bool
+    np.testing.assert_array_equal(pred["censorship"], 1 - pred["event"].astype(int))
+    assert (pred["fold"] == 1).all() and (pred["model"] == model).all()
+    assert (pred["model_selection"] == "last_epoch").all()
+    assert (pred["encoder_weights"] == ("none" if model == "snn" else "random-init")).all()
+
+    meta = json.loads((out / "meta.json").read_text())
+    clin = read_clinical(cohort["clinical_tsv"])
+    train = clin.loc[meta["train_case_ids"]]
+    expected = time_bin_edges(train["survival_months"].to_numpy(), train["event"].to_numpy())
+    np.testing.assert_allclose(meta["bin_edges"], expected)
+    all_edges = time_bin_edges(clin["survival_months"].to_numpy(), clin["event"].to_numpy())
+    assert not np.allclose(meta["bin_edges"], all_edges)  # test fold did not shape the bins
+    assert meta["n_test"] == len(test_ids) and meta["seed"] == 0
+    assert meta["params"]["model_selection"] == "last_epoch" and "torch" in meta["versions"]
+    if model != "attn_mil":
+        assert len(meta["standardizer"]["columns"]) > 0
+
+    log = pd.read_csv(out / "train_log.tsv", sep="\t")
+    assert list(log.columns[:4]) == ["epoch", "loss", "train_cindex", "seconds"]
+    assert log["loss"].iloc[-1] < log["loss"].iloc[0]
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ckpt["model_name"] == model and ckpt["meta"]["fold"] == 1
+    assert summary["n_test"] == len(test_ids)
+
+
+def test_snn_learns_synthetic_risk(tmp_path):
+    paths = make_cohort(tmp_path / "big", n=90, seed=3, n_folds=3)
+    summary = run(paths, tmp_path, "snn", fold=0, epochs=8, grad_accum=8)
+    assert summary["test_cindex"] > 0.6
+
+
+def test_reproducible_with_same_seed(cohort, tmp_path):
+    run(cohort, tmp_path, "ours", out="a", epochs=2)
+    run(cohort, tmp_path, "ours", out="b", epochs=2)
+    a = pd.read_parquet(tmp_path / "a" / "predictions.parquet")
+    b = pd.read_parquet(tmp_path / "b" / "predictions.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    run(cohort, tmp_path, "ours", out="c", epochs=2, seed=1)
+    c = pd.read_parquet(tmp_path / "c" / "predictions.parquet")
+    assert not np.allclose(a["risk"], c["risk"])
+
+
+def test_missing_modality_names_cases(cohort, tmp_path):
+    omics = pd.read_parquet(cohort["omics_parquet"]).drop(index="TCGA-000")
+    omics.to_parquet(tmp_path / "omics.parquet")
+    with pytest.raises(ValueError, match=r"no omics for cases \['TCGA-000'\]"):
+        run({**cohort, "omics_parquet": str(tmp_path / "omics.parquet")}, tmp_path, "snn", epochs=1)
+    # attn_mil needs no omics, so the same table is fine for it
+    run(
+        {**cohort, "omics_parquet": str(tmp_path / "omics.parquet")}, tmp_path, "attn_mil", epochs=1
+    )
+
+    with h5py.File(cohort["bags_h5"]) as src, h5py.File(tmp_path / "bags.h5", "w") as dst:
+        for k, v in src.attrs.items():
+            dst.attrs[k] = v
+        for cid in list(src["cases"])[1:]:
+            src.copy(src[f"cases/{cid}"], dst.require_group("cases"), name=cid)
+    with pytest.raises(ValueError, match=r"no patch bag for cases \['TCGA-000'\]"):
+        run({**cohort, "bags_h5": str(tmp_path / "bags.h5")}, tmp_path, "ours", epochs=1)
+    with pytest.raises(ValueError, match="needs pathology but bags_h5 is None"):
+        run({**cohort, "bags_h5": None}, tmp_path, "attn_mil", epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ({"model_selection": "best_val"}, "model_selection='best_val' is not supported"),
+        ({"epoch": 3}, r"unknown training params \['epoch'\]"),
+        ({"grad_accum": 0}, "grad_accum must be >= 1"),
+    ],
+)
+def test_bad_params(bad, match):
+    with pytest.raises(ValueError, match=match):
+        resolve_params(bad)
+
+
+def test_workflow_training_config_is_accepted():
+    # the workflow passes its whole `training:` block; models/seed/device are arguments
+    p = resolve_params({"models": ["snn"], "seed": 1, "device": "auto", "epochs": 2})
+    assert p["epochs"] == 2 and "seed" not in p and p["lr"] == 2e-4

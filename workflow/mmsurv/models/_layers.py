@@ -1,0 +1,114 @@
+"""Blocks shared by the models: SNN block, gated attention pooling, output and input checks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ModelOutput:
+    """Per-case model output; `surv` is non-increasing and risk = −Σ_t surv."""
+
+    logits: torch.Tensor  # (1, T)
+    hazards: torch.Tensor  # (1, T) = sigmoid(logits)
+    surv: torch.Tensor  # (1, T) = cumprod(1 - hazards)
+    aux_loss: torch.Tensor  # scalar, already weighted; 0 when the model has none
+
+    @classmethod
+    def from_logits(cls, logits: torch.Tensor, aux_loss: torch.Tensor | None = None) -> ModelOutput:
+        """Derive hazards and survival from (1, T) logits."""
+        hazards = torch.sigmoid(logits)
+        surv = torch.cumprod(1.0 - hazards, dim=1)
+        if aux_loss is None:
+            aux_loss = logits.new_zeros(())
+        return cls(logits=logits, hazards=hazards, surv=surv, aux_loss=aux_loss)
+
+
+class SNNBlock(nn.Sequential):
+    """Self-normalising block: Linear → ELU → AlphaDropout (PORPOISE/MCAT `SNN_Block`)."""
+
+    def __init__(self, dim_in: int, dim_out: int, dropout: float = 0.25) -> None:
+        super().__init__(nn.Linear(dim_in, dim_out), nn.ELU(), nn.AlphaDropout(p=dropout))
+
+
+def init_max_weights(module: nn.Module) -> None:
+    """SNN initialisation of PORPOISE: Linear weights ~ N(0, 1/fan_in), zero bias."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            m.weight.data.normal_(0, 1.0 / math.sqrt(m.weight.size(1)))
+            if m.bias is not None:
+                m.bias.data.zero_()
+
+
+class GatedAttention(nn.Module):
+    """Gated attention pooling (CLAM's Attn_Net_Gated): a = W_c(tanh(W_a x) ⊙ σ(W_b x))."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.25) -> None:
+        super().__init__()
+        self.attention_a = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Dropout(dropout))
+        self.attention_b = nn.Sequential(nn.Linear(dim, hidden), nn.Sigmoid(), nn.Dropout(dropout))
+        self.attention_c = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pool (N, dim) instances into (1, dim); also return the (N,) softmax weights."""
+        scores = self.attention_c(self.attention_a(x) * self.attention_b(x)).squeeze(-1)
+        weights = torch.softmax(scores, dim=0)
+        return weights.unsqueeze(0) @ x, weights
+
+
+class SurvModel(nn.Module):
+    """Base class: declares the modalities a model needs and validates forward inputs."""
+
+    modalities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
+        *,
+        n_bins: int = 4,
+        path_dim: int = 1024,
+        omic_sizes: Sequence[int] | None = None,
+        dropout: float = 0.25,
+    ) -> None:
+        super().__init__()
+        if n_bins < 1:
+            raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+        if "omic" in self.modalities:
+            if not omic_sizes or any(int(s) < 1 for s in omic_sizes):
+                raise ValueError(
+                    f"{type(self).__name__} needs omic_sizes (>= 1 each), got {omic_sizes}"
+                )
+        self.n_bins = n_bins
+        self.path_dim = path_dim
+        self.omic_sizes = [int(s) for s in omic_sizes] if omic_sizes else []
+        self.dropout = dropout
+
+    def check_inputs(self, path: torch.Tensor | None, omics: Sequence[torch.Tensor] | None) -> None:
+        """Raise a clear error when a needed modality is absent or mis-shaped."""
+        name = type(self).__name__
+        if "path" in self.modalities:
+            if path is None:
+                raise ValueError(f"{name} needs a pathology bag (path), got None")
+            if path.ndim != 2 or path.shape[1] != self.path_dim:
+                raise ValueError(
+                    f"{name}: path must have shape (N, {self.path_dim}), got {tuple(path.shape)}"
+                )
+            if path.shape[0] == 0:
+                raise ValueError(f"{name}: empty pathology bag (0 patches)")
+        if "omic" in self.modalities:
+            if omics is None:
+                raise ValueError(f"{name} needs omics (one tensor per family), got None")
+            if len(omics) != len(self.omic_sizes):
+                raise ValueError(
+                    f"{name}: expected {len(self.omic_sizes)} families, got {len(omics)}"
+                )
+            got = [tuple(o.shape) for o in omics]
+            if any(g != (s,) for g, s in zip(got, self.omic_sizes, strict=True)):
+                raise ValueError(
+                    f"{name}: omics shapes {got} do not match omic_sizes {self.omic_sizes}"
+                )

@@ -1,0 +1,204 @@
+"""Genomics inputs: gene families, their omics columns, and training-fold standardisation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmsurv.io import atomic_path, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+MODALITIES: tuple[str, ...] = ("rnaseq", "cnv", "mut")
+
+
+def load_gene_families(csv_path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Read the gene-family CSV (one column per family) so families keep the CSV's order."""
+    path = Path(csv_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"gene families CSV not found: {path}")
+    table = pd.read_csv(path, dtype=str)
+    if table.shape[1] == 0:
+        raise ValueError(f"{path}: no family columns")
+    families: dict[str, list[str]] = {}
+    for family in table.columns:
+        genes = [g.strip() for g in table[family].dropna() if g.strip()]
+        if not genes:
+            raise ValueError(f"{path}: family {family!r} lists no genes")
+        families[str(family)] = list(dict.fromkeys(genes))  # de-duplicated, order kept
+    return families
+
+
+def split_column(column: str, modalities: Sequence[str] = MODALITIES) -> tuple[str, str] | None:
+    """Split an omics column `<GENE>_<mod>` into (gene, mod); None when it has no known suffix."""
+    gene, sep, mod = column.rpartition("_")
+    if not sep or not gene or mod not in modalities:
+        return None
+    return gene, mod
+
+
+def family_columns(
+    columns: Iterable[str],
+    families: dict[str, list[str]],
+    modalities: Sequence[str] = MODALITIES,
+) -> dict[str, list[str]]:
+    """Map each family to the omics columns of its genes (MCAT's `<GENE>_<mod>` convention)."""
+    columns = list(columns)
+    out: dict[str, list[str]] = {}
+    for family, genes in families.items():
+        gene_set = set(genes)
+        cols = []
+        for col in columns:
+            parsed = split_column(col, modalities)
+            if parsed is not None and parsed[0] in gene_set:
+                cols.append(col)
+        if not cols:
+            raise ValueError(
+                f"gene family {family!r} has no omics columns "
+                f"(looked for <GENE>_{{{','.join(modalities)}}} among {len(columns)} columns)"
+            )
+        out[family] = cols
+    return out
+
+
+def read_omics_table(omics_tsv: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read the omics TSV (case_id index, numeric gene columns), rejecting malformed tables."""
+    path = Path(omics_tsv)
+    if not path.is_file():
+        raise FileNotFoundError(f"omics table not found: {path}")
+    table = pd.read_csv(path, sep="\t", dtype={"case_id": str})
+    if "case_id" not in table.columns:
+        raise ValueError(f"{path}: missing column 'case_id'")
+    dup = table["case_id"][table["case_id"].duplicated()].unique().tolist()
+    if dup:
+        raise ValueError(f"{path}: duplicated case ids: {dup[:20]}")
+    table = table.set_index("case_id")
+    non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+    if non_numeric:
+        raise ValueError(f"{path}: non-numeric gene columns: {non_numeric[:20]}")
+    return table.astype(np.float64)
+
+
+def build_omics_bags(
+    omics_tsv: str | os.PathLike[str],
+    gene_families_csv: str | os.PathLike[str],
+    out_parquet: str | os.PathLike[str],
+    out_json: str | os.PathLike[str],
+) -> None:
+    """Keep the family columns of the omics table (raw values) and write them with the families."""
+    table = read_omics_table(omics_tsv)
+    families = load_gene_families(gene_families_csv)
+    # Fail early (naming the family) when a family matches nothing at all in the table.
+    wanted = family_columns(table.columns, families)
+    used = set().union(*wanted.values())
+    kept = table[[c for c in table.columns if c in used]]
+    all_missing = [c for c in kept.columns if kept[c].isna().all()]
+    present = kept.drop(columns=all_missing)
+    zero_var = [c for c in present.columns if not (present[c].nunique(dropna=True) > 1)]
+    kept = present.drop(columns=zero_var)
+    if all_missing or zero_var:
+        log.warning(
+            "%s: dropped %d all-missing and %d zero-variance columns",
+            omics_tsv,
+            len(all_missing),
+            len(zero_var),
+        )
+    fam_cols = family_columns(kept.columns, families)
+    n_genes = {
+        fam: len({split_column(c)[0] for c in cols})  # type: ignore[index]
+        for fam, cols in fam_cols.items()
+    }
+    kept = kept.astype(np.float32)
+    kept.index.name = "case_id"
+    with atomic_path(out_parquet) as tmp:
+        kept.to_parquet(tmp, engine="pyarrow")
+    doc = {
+        "families": fam_cols,
+        "n_genes_found": n_genes,
+        "dropped": {
+            "n_all_missing": len(all_missing),
+            "n_zero_variance": len(zero_var),
+            "all_missing": all_missing,
+            "zero_variance": zero_var,
+        },
+    }
+    write_text_atomic(out_json, json.dumps(doc, indent=2))
+    log.info("omics bags: %d cases, %d columns, families %s", len(kept), kept.shape[1], n_genes)
+
+
+def read_families_json(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Read `families.json` and return its ordered family → columns mapping."""
+    path = Path(path)
+    doc = json.loads(path.read_text())
+    if not isinstance(doc, dict) or not isinstance(doc.get("families"), dict):
+        raise ValueError(f"{path}: expected an object with key 'families'")
+    fams = doc["families"]
+    for fam, cols in fams.items():
+        if not isinstance(cols, list) or not cols:
+            raise ValueError(f"{path}: family {fam!r} has no columns")
+    return {str(k): [str(c) for c in v] for k, v in fams.items()}
+
+
+class Standardizer:
+    """Per-column z-scoring fitted on training cases only (std 0 → 1; missing → training mean)."""
+
+    def __init__(self) -> None:
+        self.columns: list[str] | None = None
+        self.mean: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+
+    def fit(self, frame: pd.DataFrame) -> Standardizer:
+        """Learn the mean and std of every column of `frame` (the training cases)."""
+        if len(frame) == 0:
+            raise ValueError("Standardizer.fit: no training rows")
+        values = frame.to_numpy(dtype=np.float64)
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(values, axis=0) if values.size else np.zeros(values.shape[1])
+            std = np.nanstd(values, axis=0) if values.size else np.ones(values.shape[1])
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        self.columns = [str(c) for c in frame.columns]
+        self.mean, self.std = mean, std
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Standardise `frame` with the fitted statistics; missing values become 0 (the mean)."""
+        if self.columns is None or self.mean is None or self.std is None:
+            raise RuntimeError("Standardizer is not fitted")
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise KeyError(f"Standardizer.transform: columns missing from input: {missing[:20]}")
+        values = frame[self.columns].to_numpy(dtype=np.float64)
+        z = (values - self.mean) / self.std
+        z = np.where(np.isnan(z), 0.0, z)
+        return pd.DataFrame(z.astype(np.float32), index=frame.index, columns=self.columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise to JSON-friendly lists (stored in the fold's meta)."""
+        if self.columns is None or self.mean is None or self.std is None:
+            raise RuntimeError("Standardizer is not fitted")
+        return {"columns": self.columns, "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Standardizer:
+        """Rebuild a fitted Standardizer from `to_dict`'s output."""
+        try:
+            cols, mean, std = list(d["columns"]), np.asarray(d["mean"]), np.asarray(d["std"])
+        except KeyError as err:
+            raise ValueError(f"Standardizer.from_dict: missing key {err}") from None
+        if not (len(cols) == len(mean) == len(std)):
+            raise ValueError("Standardizer.from_dict: columns/mean/std lengths differ")
+        obj = cls()
+        obj.columns, obj.mean, obj.std = (
+            [str(c) for c in cols],
+            mean.astype(float),
+            std.astype(float),
+        )
+        return obj

@@ -1,0 +1,452 @@
+"""Train one cohort × model × fold end to end and write its predictions, checkpoint and logs."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+import platform
+import random
+import time
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sksurv.metrics import concordance_index_censored
+
+import mmsurv
+from mmsurv.data import (
+    BagStore,
+    SurvivalDataset,
+    bag_attrs,
+    discretize,
+    make_weighted_sampler,
+    read_clinical,
+    read_splits,
+    time_bin_edges,
+)
+from mmsurv.io import atomic_path, write_text_atomic
+from mmsurv.losses import nll_surv_loss
+from mmsurv.models import create_model, model_class, model_modalities
+from mmsurv.omics import Standardizer, read_families_json
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_PARAMS", "resolve_params", "train_fold"]
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "epochs": 20,
+    "lr": 2e-4,
+    "weight_decay": 1e-5,
+    "grad_accum": 32,
+    "n_bins": 4,
+    "alpha_surv": 0.0,
+    "max_patches": 4096,
+    "weighted_sampling": True,
+    "l1_reg": 0.0,
+    "lambda_sim": 1.0,
+    "model_selection": "last_epoch",
+    "num_threads": None,
+    "model_kwargs": {},
+}
+MODEL_SELECTION_POLICIES = ("last_epoch",)
+# Keys of the workflow's `training:` config that train_fold takes as arguments (or ignores).
+CALLER_KEYS = ("models", "seed", "device")
+
+
+def resolve_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Fill defaults into the training params and reject unknown keys or bad values."""
+    params = {k: v for k, v in (params or {}).items() if k not in CALLER_KEYS}
+    unknown = sorted(set(params) - set(DEFAULT_PARAMS))
+    if unknown:
+        raise ValueError(f"unknown training params {unknown}; allowed: {sorted(DEFAULT_PARAMS)}")
+    p = {**DEFAULT_PARAMS, **params}
+    p["model_kwargs"] = dict(p["model_kwargs"] or {})
+    for key in ("epochs", "grad_accum", "n_bins"):
+        if int(p[key]) < 1:
+            raise ValueError(f"params.{key} must be >= 1, got {p[key]}")
+        p[key] = int(p[key])
+    if p["max_patches"] is not None:
+        if int(p["max_patches"]) < 1:
+            raise ValueError(f"params.max_patches must be >= 1 or null, got {p['max_patches']}")
+        p["max_patches"] = int(p["max_patches"])
+    for key in ("lr", "weight_decay", "alpha_surv", "l1_reg", "lambda_sim"):
+        p[key] = float(p[key])
+    if p["model_selection"] not in MODEL_SELECTION_POLICIES:
+        raise ValueError(
+            f"params.model_selection={p['model_selection']!r} is not supported; "
+            f"choose one of {MODEL_SELECTION_POLICIES}"
+        )
+    return p
+
+
+def _seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) RNGs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def _resolve_device(device: str) -> torch.device:
+    """'auto' → CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _cindex(events: np.ndarray, times: np.ndarray, risks: np.ndarray) -> float:
+    """Harrell's c-index (sksurv), NaN when no pair is comparable."""
+    try:
+        return float(concordance_index_censored(events.astype(bool), times, risks)[0])
+    except ValueError:  # all censored, < 2 samples, or no comparable pairs
+        return float("nan")
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the packages that determine the results."""
+    out = {"python": platform.python_version(), "mmsurv": mmsurv.__version__}
+    for pkg in ("torch", "numpy", "pandas", "pot", "scikit-survival", "h5py"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _load_omics(
+    omics_parquet: str, families: dict[str, list[str]], case_ids: list[str], train_ids: list[str]
+) -> tuple[list[np.ndarray], Standardizer]:
+    """Standardise the family columns with training statistics; return per-family blocks."""
+    table = pd.read_parquet(omics_parquet)
+    table.index = table.index.astype(str)
+    absent = [c for c in case_ids if c not in table.index]
+    if absent:
+        raise ValueError(f"{omics_parquet}: no omics for cases {absent[:20]} (model needs omics)")
+    columns = list(dict.fromkeys(c for cols in families.values() for c in cols))
+    missing_cols = [c for c in columns if c not in table.columns]
+    if missing_cols:
+        raise ValueError(f"{omics_parquet}: family columns missing: {missing_cols[:20]}")
+    scaler = Standardizer().fit(table.loc[train_ids, columns])
+    z = scaler.transform(table.loc[case_ids, columns])
+    return [z[cols].to_numpy(dtype=np.float32) for cols in families.values()], scaler
+
+
+def _check_bags(store: BagStore, case_ids: list[str], bags_h5: str) -> None:
+    """Every case must have a non-empty bag when the model reads pathology."""
+    absent = [c for c in case_ids if c not in store]
+    if absent:
+        raise ValueError(f"{bags_h5}: no patch bag for cases {absent[:20]} (model needs pathology)")
+    empty = [c for c in case_ids if store.n_patches(c) == 0]
+    if empty:
+        raise ValueError(f"{bags_h5}: cases with 0 patches {empty[:20]} (model needs pathology)")
+
+
+def _inputs(
+    item: dict[str, Any], need_path: bool, need_omic: bool, dev: torch.device
+) -> tuple[torch.Tensor | None, list[torch.Tensor] | None]:
+    """Move one item's model inputs to the device."""
+    path = item["path"].to(dev) if need_path else None
+    omics = [o.to(dev) for o in item["omics"]] if need_omic else None
+    return path, omics
+
+
+def train_fold(
+    *,
+    cohort: str,
+    model_name: str,
+    fold: int,
+    bags_h5: str | None,
+    omics_parquet: str,
+    families_json: str,
+    clinical_tsv: str,
+    splits_tsv: str,
+    out_dir: str,
+    params: Mapping[str, Any],
+    seed: int,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Train on folds != `fold`, predict fold `fold`, write the fold's outputs; return a summary."""
+    if "seed" in params and int(params["seed"]) != seed:
+        raise ValueError(f"params.seed={params['seed']} differs from seed={seed}")
+    p = resolve_params(params)
+    if p["num_threads"]:
+        torch.set_num_threads(int(p["num_threads"]))
+    dev = _resolve_device(device)
+    _seed_everything(seed)
+    modalities = model_modalities(model_name)  # unknown model → ValueError listing names
+    need_path, need_omic = "path" in modalities, "omic" in modalities
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    clinical = read_clinical(clinical_tsv)
+    splits = read_splits(splits_tsv)
+    if fold not in set(splits["fold"]):
+        raise ValueError(
+            f"{splits_tsv}: fold {fold} not present (folds {sorted(set(splits.fold))})"
+        )
+    no_label = [c for c in splits["case_id"] if c not in clinical.index]
+    if no_label:
+        raise ValueError(f"{clinical_tsv}: no survival data for split cases {no_label[:20]}")
+    train_ids = splits.loc[splits["fold"] != fold, "case_id"].tolist()
+    test_ids = splits.loc[splits["fold"] == fold, "case_id"].tolist()
+    if not train_ids:
+        raise ValueError(f"{splits_tsv}: no training cases outside fold {fold}")
+    all_ids = train_ids + test_ids
+
+    families = read_families_json(families_json)
+    omic_sizes = [len(cols) for cols in families.values()]
+    omics_blocks: list[np.ndarray] | None = None
+    scaler: Standardizer | None = None
+    if need_omic:
+        omics_blocks, scaler = _load_omics(omics_parquet, families, all_ids, train_ids)
+
+    store: BagStore | None = None
+    encoder, encoder_weights, path_dim = "none", "none", None
+    if need_path:
+        if bags_h5 is None:
+            raise ValueError(f"model {model_name!r} needs pathology but bags_h5 is None")
+        attrs = bag_attrs(bags_h5)
+        encoder = str(attrs.get("encoder", "unknown"))
+        encoder_weights = str(attrs.get("weights", "unknown"))
+        path_dim = int(attrs["feature_dim"]) if "feature_dim" in attrs else None
+        store = BagStore(bags_h5)
+    try:
+        if store is not None:
+            _check_bags(store, all_ids, str(bags_h5))
+        summary = _run(
+            p=p,
+            cohort=cohort,
+            model_name=model_name,
+            fold=fold,
+            seed=seed,
+            dev=dev,
+            out=out,
+            clinical=clinical,
+            train_ids=train_ids,
+            test_ids=test_ids,
+            omics_blocks=omics_blocks,
+            omic_sizes=omic_sizes,
+            scaler=scaler,
+            store=store,
+            path_dim=path_dim,
+            need_path=need_path,
+            need_omic=need_omic,
+            encoder=encoder,
+            encoder_weights=encoder_weights,
+        )
+    finally:
+        if store is not None:
+            store.close()
+    return summary
+
+
+def _run(
+    *,
+    p: dict[str, Any],
+    cohort: str,
+    model_name: str,
+    fold: int,
+    seed: int,
+    dev: torch.device,
+    out: Path,
+    clinical: pd.DataFrame,
+    train_ids: list[str],
+    test_ids: list[str],
+    omics_blocks: list[np.ndarray] | None,
+    omic_sizes: list[int],
+    scaler: Standardizer | None,
+    store: BagStore | None,
+    path_dim: int | None,
+    need_path: bool,
+    need_omic: bool,
+    encoder: str,
+    encoder_weights: str,
+) -> dict[str, Any]:
+    """The training loop and output writing of `train_fold` (inputs already validated)."""
+    n_train = len(train_ids)
+    times = clinical.loc[train_ids + test_ids, "survival_months"].to_numpy(dtype=float)
+    events = clinical.loc[train_ids + test_ids, "event"].to_numpy(dtype=bool)
+    # Bins from the training cases only (MCAT fits them on all patients: a test-fold leak).
+    edges = time_bin_edges(times[:n_train], events[:n_train], p["n_bins"])
+    labels = discretize(times, edges)
+
+    def dataset(sl: slice, ids: list[str], training: bool) -> SurvivalDataset:
+        return SurvivalDataset(
+            ids,
+            labels=labels[sl],
+            events=events[sl],
+            times=times[sl],
+            bags=store,
+            omics=None if omics_blocks is None else [b[sl] for b in omics_blocks],
+            training=training,
+            max_patches=p["max_patches"],
+        )
+
+    ds_train = dataset(slice(0, n_train), train_ids, True)
+    ds_test = dataset(slice(n_train, None), test_ids, False)
+
+    kwargs: dict[str, Any] = {"n_bins": p["n_bins"], "omic_sizes": omic_sizes}
+    if path_dim is not None:
+        kwargs["path_dim"] = path_dim
+    if "lambda_sim" in inspect.signature(model_class(model_name)).parameters:
+        kwargs["lambda_sim"] = p["lambda_sim"]
+    user_kwargs = p["model_kwargs"]
+    if path_dim is not None and "path_dim" in user_kwargs and user_kwargs["path_dim"] != path_dim:
+        raise ValueError(
+            f"model_kwargs.path_dim={user_kwargs['path_dim']} but the bags have dim {path_dim}"
+        )
+    kwargs.update(user_kwargs)
+    model = create_model(model_name, **kwargs).to(dev)
+    optimizer = torch.optim.Adam(
+        (q for q in model.parameters() if q.requires_grad),
+        lr=p["lr"],
+        weight_decay=p["weight_decay"],
+    )
+    sampler = (
+        make_weighted_sampler(ds_train.labels, ds_train.events) if p["weighted_sampling"] else None
+    )
+    log.info(
+        "%s %s fold %d: %d train / %d test cases, bins %s, device %s",
+        cohort, model_name, fold, n_train, len(test_ids), np.round(edges, 2).tolist(), dev,
+    )  # fmt: skip
+
+    history = []
+    t_start = time.perf_counter()
+    for epoch in range(p["epochs"]):
+        t0 = time.perf_counter()
+        model.train()
+        order = list(sampler) if sampler is not None else torch.randperm(n_train).tolist()
+        optimizer.zero_grad()
+        tot = surv_tot = aux_tot = 0.0
+        epoch_risk: dict[int, float] = {}
+        for step, i in enumerate(order, start=1):
+            item = ds_train[i]
+            path, omics = _inputs(item, need_path, need_omic, dev)
+            res = model(path, omics)
+            loss_surv = nll_surv_loss(
+                res.hazards,
+                item["label"].view(1).to(dev),
+                torch.tensor([item["event"]], device=dev),
+                alpha=p["alpha_surv"],
+            )
+            loss = loss_surv + res.aux_loss
+            if p["l1_reg"] > 0:
+                loss = loss + p["l1_reg"] * sum(q.abs().sum() for q in model.parameters())
+            (loss / p["grad_accum"]).backward()
+            if step % p["grad_accum"] == 0:
+                optimizer.step()
+                optimizer.zero_grad()
+            tot += float(loss.detach())
+            surv_tot += float(loss_surv.detach())
+            aux_tot += float(res.aux_loss.detach())
+            epoch_risk[int(i)] = float(-res.surv.detach().sum())
+        if len(order) % p["grad_accum"] != 0:
+            optimizer.step()
+            optimizer.zero_grad()
+        idx = np.array(sorted(epoch_risk))
+        train_ci = _cindex(
+            ds_train.events[idx], ds_train.times[idx], np.array([epoch_risk[k] for k in idx])
+        )
+        row = {
+            "epoch": epoch,
+            "loss": tot / len(order),
+            "train_cindex": train_ci,
+            "seconds": time.perf_counter() - t0,
+            "loss_surv": surv_tot / len(order),
+            "loss_aux": aux_tot / len(order),
+        }
+        history.append(row)
+        log.info(
+            "epoch %d/%d loss %.4f (surv %.4f aux %.4f) train c-index %.3f %.1fs",
+            epoch + 1, p["epochs"], row["loss"], row["loss_surv"], row["loss_aux"], train_ci,
+            row["seconds"],
+        )  # fmt: skip
+    train_seconds = time.perf_counter() - t_start
+
+    # Prediction on the held-out fold, with the last epoch's weights (model_selection).
+    model.eval()
+    hazards, survs = [], []
+    with torch.no_grad():
+        for i in range(len(ds_test)):
+            path, omics = _inputs(ds_test[i], need_path, need_omic, dev)
+            res = model(path, omics)
+            hazards.append(res.hazards.squeeze(0).cpu().numpy())
+            survs.append(res.surv.squeeze(0).cpu().numpy())
+    n_bins = p["n_bins"]
+    haz = np.asarray(hazards, dtype=np.float64).reshape(-1, n_bins)
+    sv = np.asarray(survs, dtype=np.float64).reshape(-1, n_bins)
+    risk = -sv.sum(axis=1)
+    test_events, test_times = ds_test.events, ds_test.times
+    pred = pd.DataFrame({"case_id": test_ids, "fold": fold, "risk": risk})
+    for j in range(n_bins):
+        pred[f"hazard_{j}"] = haz[:, j]
+    for j in range(n_bins):
+        pred[f"surv_{j}"] = sv[:, j]
+    pred["survival_months"] = test_times
+    pred["event"] = test_events
+    pred["censorship"] = (~test_events).astype(np.int64)  # MCAT's convention, I/O only
+    pred["model"] = model_name
+    pred["cohort"] = cohort
+    pred["model_selection"] = p["model_selection"]
+    pred["encoder_weights"] = encoder_weights
+    test_ci = _cindex(test_events, test_times, risk)
+
+    meta = {
+        "cohort": cohort,
+        "model": model_name,
+        "fold": fold,
+        "seed": seed,
+        "device": str(dev),
+        "params": p,
+        "model_kwargs_resolved": kwargs,
+        "bin_edges": edges.tolist(),
+        "n_train": n_train,
+        "n_test": len(test_ids),
+        "train_case_ids": train_ids,
+        "test_case_ids": test_ids,
+        "encoder": encoder,
+        "encoder_weights": encoder_weights,
+        "model_selection": p["model_selection"],
+        "epochs_trained": p["epochs"],
+        "train_seconds": train_seconds,
+        "test_cindex": None if math.isnan(test_ci) else test_ci,
+        "standardizer": None if scaler is None else scaler.to_dict(),
+        "versions": _versions(),
+    }
+    with atomic_path(out / "predictions.parquet") as tmp:
+        pred.to_parquet(tmp, engine="pyarrow", index=False)
+    with atomic_path(out / "train_log.tsv") as tmp:
+        pd.DataFrame(history).to_csv(tmp, sep="\t", index=False)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(out / "checkpoint.pt") as tmp:
+        torch.save({"model_name": model_name, "state_dict": state, "meta": meta}, tmp)
+    write_text_atomic(out / "meta.json", json.dumps(meta, indent=2, default=_json_default))
+    summary = {
+        "cohort": cohort,
+        "model": model_name,
+        "fold": fold,
+        "seed": seed,
+        "test_cindex": test_ci,
+        "n_train": n_train,
+        "n_test": len(test_ids),
+        "final_loss": history[-1]["loss"] if history else math.nan,
+        "train_seconds": train_seconds,
+        "out_dir": str(out),
+    }
+    log.info("%s %s fold %d: test c-index %.4f", cohort, model_name, fold, test_ci)
+    return summary
+
+
+def _json_default(obj: Any) -> Any:
+    """JSON fallback for NumPy scalars and arrays."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
