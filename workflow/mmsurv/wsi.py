@@ -1,0 +1,444 @@
+"""Whole-slide images: one reader factory, MPP resolution, tissue segmentation and tiling."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import h5py
+import numpy as np
+
+from mmsurv.io import atomic_path
+
+__all__ = [
+    "READERS",
+    "SlideError",
+    "SegmentationParams",
+    "TissueMask",
+    "TilingResult",
+    "open_slide",
+    "level0_mpp",
+    "segment_tissue",
+    "select_seg_level",
+    "tile_slide",
+    "read_tile",
+    "write_coords_h5",
+    "read_coords_h5",
+    "save_qc_thumbnail",
+]
+
+log = logging.getLogger(__name__)
+
+Reader = Literal["openslide", "tiffslide"]
+READERS: tuple[str, ...] = ("openslide", "tiffslide")
+
+#: Properties holding the level-0 MPP (x) and the scan objective power, per reader.
+_MPP_KEYS = ("openslide.mpp-x", "tiffslide.mpp-x")
+_POWER_KEYS = ("openslide.objective-power", "tiffslide.objective-power", "aperio.AppMag")
+
+#: Attributes of a tiling (docs/architecture.md, tiling row); written to every coords h5.
+TILING_ATTRS = (
+    "patch_size",
+    "patch_size_level0",
+    "target_magnification",
+    "level0_magnification",
+    "level0_mpp",
+    "read_level",
+    "read_size",
+    "reader",
+    "n_tiles",
+    "mpp_source",
+)
+
+
+class SlideError(OSError):
+    """A slide file exists but cannot be read by the chosen reader."""
+
+
+# --------------------------------------------------------------------------------------------
+# Reader factory and magnification
+# --------------------------------------------------------------------------------------------
+
+
+def open_slide(path: str | os.PathLike[str], reader: Reader = "openslide") -> Any:
+    """Open a slide with openslide or tiffslide; both expose openslide's API and `with`."""
+    if reader not in READERS:
+        raise ValueError(f"unknown slide reader {reader!r}; valid readers: {', '.join(READERS)}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"slide file not found: {path}")
+    try:
+        if reader == "openslide":
+            import openslide
+
+            return openslide.OpenSlide(str(path))
+        import tiffslide
+
+        return tiffslide.TiffSlide(str(path))
+    except Exception as err:  # the readers raise library-specific types; re-raise with the path
+        raise SlideError(f"cannot open slide {path} with {reader}: {err}") from err
+
+
+def _prop_float(props: Any, keys: tuple[str, ...]) -> float | None:
+    """Return the first key of `props` that holds a positive number, else None."""
+    for key in keys:
+        value = props.get(key)
+        if value is None or value == "":
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if number > 0:
+            return number
+    return None
+
+
+def level0_mpp(
+    slide: Any, path: str | os.PathLike[str], fallback_mpp: float | None = None
+) -> tuple[float, str]:
+    """Level-0 microns per pixel and its source: slide MPP, else 10/AppMag, else the user table."""
+    props = slide.properties
+    mpp = _prop_float(props, _MPP_KEYS)
+    if mpp is not None:
+        return mpp, "mpp"
+    power = _prop_float(props, _POWER_KEYS)
+    if power is not None:
+        return 10.0 / power, "objective-power"
+    if fallback_mpp is not None and np.isfinite(fallback_mpp) and fallback_mpp > 0:
+        return float(fallback_mpp), "user-table"
+    raise ValueError(
+        f"slide {path}: no MPP ({'/'.join(_MPP_KEYS)}) and no objective power (AppMag) in its "
+        "metadata, and no fallback MPP given; add an 'mpp' column to the slide sheet"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Tissue segmentation (CLAM's segmentTissue)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SegmentationParams:
+    """CLAM's tissue segmentation parameters; defaults are its TCGA preset.
+
+    Areas (`a_t`, `a_h`) are in units of `ref_patch_um`² squares: 64 µm is a 256 px patch at
+    level 0 of a 40x (0.25 µm/px) scan, so the unit is physical and the same for 20x scans.
+    Kernel sizes (`mthresh`, `close`) are in thumbnail pixels, as in CLAM.
+    `seg_level="auto"` picks the level whose pixel size is closest to `seg_um_per_px`
+    (16 µm = downsample 64 of a 40x level 0, CLAM's rule); an int forces that level.
+    """
+
+    seg_level: int | Literal["auto"] = "auto"
+    sthresh: int = 8
+    sthresh_up: int = 255
+    mthresh: int = 7
+    use_otsu: bool = False
+    close: int = 4
+    a_t: float = 16.0
+    a_h: float = 4.0
+    max_n_holes: int = 8
+    ref_patch_um: float = 64.0
+    seg_um_per_px: float = 16.0
+
+    def __post_init__(self) -> None:
+        """Reject values that cv2 would silently misuse."""
+        if self.mthresh < 1 or self.mthresh % 2 == 0:
+            raise ValueError(f"SegmentationParams.mthresh must be odd and >= 1, got {self.mthresh}")
+        if self.close < 0 or self.max_n_holes < 0:
+            raise ValueError("SegmentationParams.close and max_n_holes must be >= 0")
+        if self.seg_level != "auto" and (not isinstance(self.seg_level, int) or self.seg_level < 0):
+            raise ValueError(
+                f"SegmentationParams.seg_level must be 'auto' or an int >= 0, "
+                f"got {self.seg_level!r}"
+            )
+
+
+@dataclass
+class TissueMask:
+    """Binary tissue mask (holes removed) at thumbnail scale plus the kept contours."""
+
+    mask: np.ndarray  # (h, w) uint8, 1 = tissue
+    tissue_contours: list[np.ndarray] = field(default_factory=list)
+    hole_contours: list[list[np.ndarray]] = field(default_factory=list)  # per tissue contour
+
+    @property
+    def tissue_fraction(self) -> float:
+        """Fraction of thumbnail pixels that are tissue."""
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+
+def segment_tissue(rgb_thumb: np.ndarray, params: SegmentationParams, scale: float) -> TissueMask:
+    """Segment tissue on a thumbnail (CLAM): HSV saturation, median, threshold, close, contours.
+
+    `scale` is the thumbnail's pixel size in µm; it converts the area thresholds (units of
+    `params.ref_patch_um`² squares) into thumbnail pixels.
+    """
+    if rgb_thumb.ndim != 3 or rgb_thumb.shape[2] < 3:
+        raise ValueError(f"segment_tissue: expected an (h, w, 3) RGB image, got {rgb_thumb.shape}")
+    if not scale > 0:
+        raise ValueError(f"segment_tissue: scale (µm per thumbnail pixel) must be > 0, got {scale}")
+    rgb = np.ascontiguousarray(rgb_thumb[..., :3], dtype=np.uint8)
+    sat = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1]
+    sat = cv2.medianBlur(sat, params.mthresh)
+    if params.use_otsu:
+        _, binary = cv2.threshold(sat, 0, params.sthresh_up, cv2.THRESH_OTSU + cv2.THRESH_BINARY)
+    else:
+        _, binary = cv2.threshold(sat, params.sthresh, params.sthresh_up, cv2.THRESH_BINARY)
+    if params.close > 0:
+        kernel = np.ones((params.close, params.close), np.uint8)
+        binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, kernel)
+
+    unit_px = (params.ref_patch_um / scale) ** 2
+    min_tissue, min_hole = params.a_t * unit_px, params.a_h * unit_px
+    contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    mask = np.zeros(binary.shape, np.uint8)
+    result = TissueMask(mask=mask)
+    if hierarchy is None or len(contours) == 0:
+        return result
+    parents = hierarchy[0][:, 3]
+    for idx in np.flatnonzero(parents == -1):
+        holes = [contours[j] for j in np.flatnonzero(parents == idx)]
+        area = cv2.contourArea(contours[idx]) - sum(cv2.contourArea(h) for h in holes)
+        if area <= 0 or area <= min_tissue:
+            continue
+        holes = sorted(holes, key=cv2.contourArea, reverse=True)[: params.max_n_holes]
+        kept_holes = [h for h in holes if cv2.contourArea(h) > min_hole]
+        result.tissue_contours.append(contours[idx])
+        result.hole_contours.append(kept_holes)
+    if result.tissue_contours:
+        cv2.drawContours(mask, result.tissue_contours, -1, 1, thickness=cv2.FILLED)
+        all_holes = [h for holes in result.hole_contours for h in holes]
+        if all_holes:
+            cv2.drawContours(mask, all_holes, -1, 0, thickness=cv2.FILLED)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Tiling
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TilingResult:
+    """Tiles kept on one slide: level-0 coords, the tiling attrs and the QC material."""
+
+    coords: np.ndarray  # (N, 2) int64, level-0 top-left (x, y)
+    attrs: dict[str, Any]
+    tissue: TissueMask
+    thumb: np.ndarray  # RGB thumbnail the mask was computed on
+    thumb_downsample: tuple[float, float]  # level-0 pixels per thumbnail pixel (x, y)
+    seg_level: int
+
+
+def select_seg_level(slide: Any, mpp: float, params: SegmentationParams) -> int:
+    """Level used for segmentation: `params.seg_level`, or the one closest to seg_um_per_px."""
+    if params.seg_level != "auto":
+        if params.seg_level >= slide.level_count:
+            raise ValueError(
+                f"seg_level={params.seg_level} but the slide has {slide.level_count} levels"
+            )
+        return int(params.seg_level)
+    want = np.log(params.seg_um_per_px / mpp)
+    dists = [abs(np.log(float(d)) - want) for d in slide.level_downsamples]
+    return int(np.argmin(dists))
+
+
+def _read_level_rgb(slide: Any, level: int) -> np.ndarray:
+    """Read a whole pyramid level as an RGB uint8 array."""
+    w, h = slide.level_dimensions[level]
+    region = slide.read_region((0, 0), level, (int(w), int(h)))
+    return np.ascontiguousarray(np.asarray(region)[..., :3])
+
+
+def _choose_read_level(
+    downsamples: tuple[float, ...], factor: float, tolerance: float
+) -> int | None:
+    """The level whose downsample is within `tolerance` (relative) of `factor`, if any."""
+    best, best_err = None, tolerance
+    for level, ds in enumerate(downsamples):
+        err = abs(float(ds) - factor) / factor
+        if err <= best_err:
+            best, best_err = level, err
+    return best
+
+
+def tile_slide(
+    path: str | os.PathLike[str],
+    *,
+    reader: Reader = "openslide",
+    patch_size: int = 256,
+    target_magnification: float = 20.0,
+    mag_tolerance: float = 0.1,
+    seg: SegmentationParams | None = None,
+    min_tissue_fraction: float = 0.5,
+    fallback_mpp: float | None = None,
+) -> TilingResult:
+    """Non-overlapping `patch_size` tiles at `target_magnification` inside the tissue mask.
+
+    The grid starts at level-0 (0, 0) in steps of `patch_size_level0` (aligned with the file's
+    tile grid when the sizes divide); a tile is kept when at least `min_tissue_fraction` of its
+    area lies inside the tissue mask (holes removed).
+    """
+    seg = seg or SegmentationParams()
+    if patch_size <= 0 or target_magnification <= 0:
+        raise ValueError(f"{path}: patch_size and target_magnification must be > 0")
+    with open_slide(path, reader) as slide:
+        mpp, mpp_source = level0_mpp(slide, path, fallback_mpp)
+        level0_mag = 10.0 / mpp
+        target_mpp = 10.0 / target_magnification
+        ps0 = int(round(patch_size * target_mpp / mpp))
+        if ps0 < 1:
+            raise ValueError(f"slide {path}: patch_size_level0 < 1 (mpp={mpp})")
+        downsamples = tuple(float(d) for d in slide.level_downsamples)
+        level = _choose_read_level(downsamples, ps0 / patch_size, mag_tolerance)
+        read_level = 0 if level is None else level
+        read_size = int(round(ps0 / downsamples[read_level]))
+
+        seg_level = select_seg_level(slide, mpp, seg)
+        thumb = _read_level_rgb(slide, seg_level)
+        width, height = (int(v) for v in slide.dimensions)
+    th, tw = thumb.shape[:2]
+    sx, sy = width / tw, height / th
+    tissue = segment_tissue(thumb, seg, scale=mpp * (sx + sy) / 2)
+
+    xs = np.arange(0, width - ps0 + 1, ps0, dtype=np.int64)
+    ys = np.arange(0, height - ps0 + 1, ps0, dtype=np.int64)
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    if grid.size and tissue.tissue_contours:
+        frac = _tile_fractions(tissue.mask, grid, ps0, sx, sy)
+        coords = grid[frac >= min_tissue_fraction]
+    else:
+        coords = np.zeros((0, 2), np.int64)
+    if len(coords) == 0:
+        warnings.warn(f"slide {path}: no tissue tiles found (0 tiles)", stacklevel=2)
+    attrs = {
+        "patch_size": int(patch_size),
+        "patch_size_level0": ps0,
+        "target_magnification": float(target_magnification),
+        "level0_magnification": float(level0_mag),
+        "level0_mpp": float(mpp),
+        "read_level": int(read_level),
+        "read_size": read_size,
+        "reader": reader,
+        "n_tiles": int(len(coords)),
+        "mpp_source": mpp_source,
+    }
+    return TilingResult(
+        coords=np.ascontiguousarray(coords, dtype=np.int64),
+        attrs=attrs,
+        tissue=tissue,
+        thumb=thumb,
+        thumb_downsample=(sx, sy),
+        seg_level=seg_level,
+    )
+
+
+def _tile_fractions(
+    mask: np.ndarray, grid: np.ndarray, ps0: int, sx: float, sy: float
+) -> np.ndarray:
+    """Fraction of each tile's footprint (on the mask, rounded to pixels) that is tissue."""
+    h, w = mask.shape
+    integral = cv2.integral(mask.astype(np.uint8), sdepth=cv2.CV_64F)
+    x0 = np.clip(np.rint(grid[:, 0] / sx).astype(np.int64), 0, w - 1)
+    y0 = np.clip(np.rint(grid[:, 1] / sy).astype(np.int64), 0, h - 1)
+    x1 = np.clip(np.maximum(np.rint((grid[:, 0] + ps0) / sx).astype(np.int64), x0 + 1), 1, w)
+    y1 = np.clip(np.maximum(np.rint((grid[:, 1] + ps0) / sy).astype(np.int64), y0 + 1), 1, h)
+    total = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    return total / ((x1 - x0) * (y1 - y0))
+
+
+def read_tile(slide: Any, coord: Any, result_attrs: dict[str, Any]) -> np.ndarray:
+    """Read one tile at the target magnification as (patch_size, patch_size, 3) uint8."""
+    x, y = (int(v) for v in coord)
+    read_size = int(result_attrs["read_size"])
+    patch_size = int(result_attrs["patch_size"])
+    region = slide.read_region((x, y), int(result_attrs["read_level"]), (read_size, read_size))
+    rgb = np.asarray(region)[..., :3]
+    if read_size != patch_size:
+        interp = cv2.INTER_AREA if read_size > patch_size else cv2.INTER_LINEAR
+        rgb = cv2.resize(rgb, (patch_size, patch_size), interpolation=interp)
+    return np.ascontiguousarray(rgb)
+
+
+# --------------------------------------------------------------------------------------------
+# I/O
+# --------------------------------------------------------------------------------------------
+
+
+def write_coords_h5(path: str | os.PathLike[str], result: TilingResult) -> None:
+    """Write CLAM/TRIDENT-style coords h5: dataset `coords` with the tiling attrs (also on file)."""
+    path = Path(path)
+    missing = [k for k in TILING_ATTRS if k not in result.attrs]
+    if missing:
+        raise KeyError(f"write_coords_h5({path}): tiling attrs missing: {missing}")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        dset = f.create_dataset("coords", data=np.asarray(result.coords, np.int64).reshape(-1, 2))
+        attrs = dict(result.attrs)
+        attrs.setdefault("name", path.stem)
+        attrs.setdefault("overlap", 0)
+        for key, value in attrs.items():
+            dset.attrs[key] = value
+            f.attrs[key] = value
+
+
+def _py(value: Any) -> Any:
+    """Convert h5py/numpy attribute values to plain Python types."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_coords_h5(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a coords h5: (coords (N, 2) int64, attrs of the `coords` dataset)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"coords file not found: {path}")
+    with h5py.File(path, "r") as f:
+        if "coords" not in f:
+            raise KeyError(f"{path}: no 'coords' dataset")
+        dset = f["coords"]
+        coords = np.asarray(dset[()], dtype=np.int64).reshape(-1, 2)
+        attrs = {k: _py(v) for k, v in dset.attrs.items()}
+    missing = [k for k in ("patch_size", "read_level", "read_size") if k not in attrs]
+    if missing:
+        raise KeyError(f"{path}: coords attrs missing {missing}")
+    return coords, attrs
+
+
+def save_qc_thumbnail(
+    path_png: str | os.PathLike[str], thumb_rgb: np.ndarray, result: TilingResult
+) -> None:
+    """Save a QC PNG: tissue contours green, holes blue, kept tiles red (atomic write)."""
+    path = Path(path_png)
+    img = np.ascontiguousarray(thumb_rgb[..., :3], dtype=np.uint8).copy()
+    mh, mw = result.tissue.mask.shape
+    fx, fy = img.shape[1] / mw, img.shape[0] / mh
+
+    # contours are at mask scale; tile rectangles are at level 0
+    def scaled(cnt: np.ndarray) -> np.ndarray:
+        return np.rint(cnt.astype(np.float64) * (fx, fy)).astype(np.int32)
+
+    line = max(1, round(min(img.shape[:2]) / 300))
+    ps0 = int(result.attrs["patch_size_level0"])
+    tx, ty = result.thumb_downsample[0] / fx, result.thumb_downsample[1] / fy
+    for x, y in np.asarray(result.coords):
+        p0 = (int(round(x / tx)), int(round(y / ty)))
+        p1 = (int(round((x + ps0) / tx)) - 1, int(round((y + ps0) / ty)) - 1)
+        cv2.rectangle(img, p0, p1, (255, 0, 0), 1)
+    cv2.drawContours(img, [scaled(c) for c in result.tissue.tissue_contours], -1, (0, 255, 0), line)
+    holes = [scaled(h) for hs in result.tissue.hole_contours for h in hs]
+    cv2.drawContours(img, holes, -1, (0, 0, 255), line)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"cannot encode QC thumbnail for {path}")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
