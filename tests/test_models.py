@@ -152,3 +152,19 @@ def test_ablations_differ_from_ours():
         assert isinstance(_model(name), Ours)
     with pytest.raises(ValueError, match="use_ot=False"):
         create_model("ours_wo_ot", omic_sizes=OMIC_SIZES, use_ot=True)
+
+
+def test_registry_catalog_and_config_schema_agree() -> None:
+    """The parse-time catalog, the registry and the schema's model enum name the same models."""
+    from pathlib import Path
+
+    import yaml
+
+    from mmsurv.model_catalog import MODEL_INPUTS
+
+    schema_path = Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+    enum = schema["properties"]["training"]["properties"]["models"]["items"]["enum"]
+    assert sorted(enum) == list_models() == sorted(MODEL_INPUTS)
+    for name in list_models():
+        assert model_modalities(name) == MODEL_INPUTS[name]

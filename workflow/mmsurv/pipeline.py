@@ -42,9 +42,44 @@ def tile_and_save(
         fallback_mpp=fallback_mpp,
     )
     write_coords_h5(coords_h5, result)
-    save_qc_thumbnail(qc_png, result)
+    save_qc_thumbnail(qc_png, result.thumb, result)
     log.info("%s: %d tiles", slide, len(result.coords))
     return len(result.coords)
+
+
+def extract_features_batch(
+    slides: Sequence[PathLike],
+    coords: Sequence[PathLike],
+    outs: Sequence[PathLike],
+    *,
+    features: Mapping[str, Any],
+    reader: str,
+    threads: int = 1,
+) -> list[int]:
+    """Encode several slides with one encoder load; one feature h5 per slide, each atomic."""
+    import torch
+
+    from mmsurv.features import create_encoder, extract_slide_features
+
+    if not len(slides) == len(coords) == len(outs):
+        raise ValueError(f"{len(slides)} slides, {len(coords)} coords files, {len(outs)} outputs")
+    torch.set_num_threads(threads)
+    encoder = create_encoder(features["encoder"], weights=features["weights"])
+    counts = []
+    for slide, coord, out in zip(slides, coords, outs, strict=True):
+        n = extract_slide_features(
+            slide,
+            coord,
+            out,
+            encoder=encoder,
+            reader=reader,
+            batch_size=features["batch_size"],
+            num_workers=features["num_workers"],
+            device=features["device"],
+        )
+        log.info("%s: %d tiles encoded (weights: %s)", slide, n, encoder.weights_id)
+        counts.append(n)
+    return counts
 
 
 def _read_feature_file(path: PathLike) -> tuple[np.ndarray, dict[str, Any]]:

@@ -4,7 +4,7 @@ import re
 from snakemake.utils import validate
 
 from mmsurv.io import read_slide_sheet
-from mmsurv.models import model_modalities
+from mmsurv.model_catalog import model_inputs
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -66,6 +66,17 @@ def get_slide_mpp(wildcards):
     return None if mpp != mpp else float(mpp)  # NaN check without numpy
 
 
+def feature_batches():
+    """(cohort, batch index, slide ids): the slides one feature-extraction job encodes."""
+    size = config["features"]["slides_per_job"]
+    batches = []
+    for cohort in COHORTS:
+        slides = slides_of(cohort)
+        for b, start in enumerate(range(0, len(slides), size)):
+            batches.append((cohort, b, slides[start : start + size]))
+    return batches
+
+
 def get_cohort_features(wildcards):
     """Feature files of every slide of the cohort."""
     return [f"{OUT}/{wildcards.cohort}/features/{s}.h5" for s in slides_of(wildcards.cohort)]
@@ -86,7 +97,7 @@ def get_train_inputs(wildcards):
         "clinical": config["clinical"].format(cohort=cohort),
         "splits": f"{OUT}/{cohort}/splits.tsv",
     }
-    if "path" in model_modalities(wildcards.model):
+    if "path" in model_inputs(wildcards.model):
         inputs["bags"] = f"{OUT}/{cohort}/bags.h5"
     return inputs
 

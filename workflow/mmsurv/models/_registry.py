@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from mmsurv.model_catalog import MODEL_INPUTS
+
 __all__ = ["create_model", "list_models", "model_class", "model_modalities", "register_model"]
 
 MODALITIES = frozenset({"path", "omic"})
@@ -29,6 +31,11 @@ def register_model(fn: F) -> F:
     if not isinstance(mods, frozenset) or not mods or not mods <= MODALITIES:
         raise TypeError(
             f"{ret.__name__}.modalities must be a non-empty subset of {set(MODALITIES)}"
+        )
+    if MODEL_INPUTS.get(name) != mods:
+        raise TypeError(
+            f"model {name!r}: modalities {set(mods)} disagree with mmsurv.model_catalog "
+            f"({set(MODEL_INPUTS.get(name, ()))}); add or fix its entry there"
         )
     if name in _model_entrypoints:
         warnings.warn(f"Overwriting {name} in registry with {fn.__module__}.{name}", stacklevel=2)
