@@ -8,6 +8,7 @@ import matplotlib.image as mpimg
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+
 from mmsurv.plots import format_p, make_km_figure, plot_km
 from mmsurv.stats import SurvivalInputError, km_groups
 

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 from lifelines.statistics import logrank_test as lifelines_logrank_test
 from lifelines.utils import concordance_index as lifelines_cindex
+from sksurv.metrics import concordance_index_censored
+
 from mmsurv.stats import (
     LogRankResult,
     MaxstatResult,
@@ -25,7 +27,6 @@ from mmsurv.stats import (
     maxstat_permutation_p,
     pvalue_lausen92,
 )
-from sksurv.metrics import concordance_index_censored
 
 FIXTURES = Path(__file__).parent / "fixtures" / "maxstat"
 

@@ -1,4 +1,4 @@
-"""The Snakemake workflow as a user runs it: config validation, the demo DAG, and a full demo run."""
+"""The workflow as a user runs it: config validation, the demo DAG, a full demo run."""
 
 from __future__ import annotations
 

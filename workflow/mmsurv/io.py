@@ -19,7 +19,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     # keep the extension last: writers such as matplotlib pick the format from it
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -72,13 +74,17 @@ def read_slide_sheet(path: str | os.PathLike[str], cohorts: list[str]) -> pd.Dat
     sheet = pd.read_csv(path, sep="\t", dtype=SHEET_DTYPES, comment="#")
     missing = [c for c in SHEET_DTYPES if c not in sheet.columns]
     if missing:
-        raise SheetError(f"slide sheet {path} lacks column(s) {missing}; it has {list(sheet.columns)}")
+        raise SheetError(
+            f"slide sheet {path} lacks column(s) {missing}; it has {list(sheet.columns)}"
+        )
     if "mpp" not in sheet.columns:
         sheet["mpp"] = float("nan")
     for col in SHEET_DTYPES:
         empty = sheet.index[sheet[col].isna() | (sheet[col].str.strip() == "")]
         if len(empty):
-            raise SheetError(f"slide sheet {path}: empty `{col}` in row(s) {[int(i) + 2 for i in empty]}")
+            raise SheetError(
+                f"slide sheet {path}: empty `{col}` in row(s) {[int(i) + 2 for i in empty]}"
+            )
     dup = sheet.loc[sheet["slide_id"].duplicated(keep=False), "slide_id"].unique()
     if len(dup):
         raise SheetError(f"slide sheet {path}: duplicated slide_id(s) {sorted(dup)[:10]}")

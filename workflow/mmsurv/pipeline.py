@@ -150,7 +150,9 @@ def make_cohort_splits(
         )
     splits = make_folds(clinical.loc[sorted(have)], n_folds=n_folds, seed=seed)
     write_splits(splits, out_tsv)
-    log.info("%d cases in %d folds: %s", len(splits), n_folds, splits["fold"].value_counts().to_dict())
+    log.info(
+        "%d cases in %d folds: %s", len(splits), n_folds, splits["fold"].value_counts().to_dict()
+    )
     return splits
 
 

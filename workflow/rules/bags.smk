@@ -7,14 +7,14 @@ rule case_bags:
         get_cohort_features,
     output:
         f"{OUT}/{{cohort}}/bags.h5",
-    params:
-        slide_table=get_cohort_slide_table,
     log:
         f"{OUT}/logs/bags/{{cohort}}.log",
     threads: res("bags", "threads")
     resources:
         mem_mb=res("bags", "mem_mb"),
         runtime=res("bags", "runtime"),
+    params:
+        slide_table=get_cohort_slide_table,
     script:
         "../../scripts/case_bags.py"
 
@@ -44,14 +44,14 @@ rule splits:
         omics=f"{OUT}/{{cohort}}/omics.parquet",
     output:
         f"{OUT}/{{cohort}}/splits.tsv",
-    params:
-        n_folds=config["splits"]["n_folds"],
-        seed=config["splits"]["seed"],
-        slide_cases=lambda wc: sorted({c for c, _ in get_cohort_slide_table(wc)}),
     log:
         f"{OUT}/logs/bags/{{cohort}}_splits.log",
     resources:
         mem_mb=res("bags", "mem_mb"),
         runtime=res("bags", "runtime"),
+    params:
+        n_folds=config["splits"]["n_folds"],
+        seed=config["splits"]["seed"],
+        slide_cases=lambda wc: sorted({c for c, _ in get_cohort_slide_table(wc)}),
     script:
         "../../scripts/splits.py"

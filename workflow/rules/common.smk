@@ -6,7 +6,6 @@ from snakemake.utils import validate
 from mmsurv.io import read_slide_sheet
 from mmsurv.model_catalog import model_inputs
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 OUT = config["outdir"]
@@ -79,7 +78,9 @@ def feature_batches():
 
 def get_cohort_features(wildcards):
     """Feature files of every slide of the cohort."""
-    return [f"{OUT}/{wildcards.cohort}/features/{s}.h5" for s in slides_of(wildcards.cohort)]
+    return [
+        f"{OUT}/{wildcards.cohort}/features/{s}.h5" for s in slides_of(wildcards.cohort)
+    ]
 
 
 def get_cohort_slide_table(wildcards):

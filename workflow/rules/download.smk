@@ -13,12 +13,6 @@ if config["data_source"] == "demo":
             slides=list(samples["path"]),
             clinical=expand(config["clinical"], cohort=COHORTS),
             omics=expand(config["omics"], cohort=COHORTS),
-        params:
-            cohorts=COHORTS,
-            seed=config["demo"]["seed"],
-            genes_per_family=config["demo"]["genes_per_family"],
-            clinical={c: config["clinical"].format(cohort=c) for c in COHORTS},
-            omics={c: config["omics"].format(cohort=c) for c in COHORTS},
         log:
             f"{OUT}/logs/demo_cohort.log",
         benchmark:
@@ -27,5 +21,11 @@ if config["data_source"] == "demo":
         resources:
             mem_mb=res("demo", "mem_mb"),
             runtime=res("demo", "runtime"),
+        params:
+            cohorts=COHORTS,
+            seed=config["demo"]["seed"],
+            genes_per_family=config["demo"]["genes_per_family"],
+            clinical={c: config["clinical"].format(cohort=c) for c in COHORTS},
+            omics={c: config["omics"].format(cohort=c) for c in COHORTS},
         script:
             "../../scripts/demo_cohort.py"

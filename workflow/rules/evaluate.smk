@@ -17,15 +17,15 @@ rule cindex_table:
             caption="../report/cindex.rst",
             category="Tables",
         ),
-    params:
-        models=MODELS,
-        cohorts=COHORTS,
-        n_folds=len(FOLDS),
     log:
         f"{OUT}/logs/evaluate/cindex_table.log",
     resources:
         mem_mb=res("evaluate", "mem_mb"),
         runtime=res("evaluate", "runtime"),
+    params:
+        models=MODELS,
+        cohorts=COHORTS,
+        n_folds=len(FOLDS),
     script:
         "../../scripts/cindex_table.py"
 
@@ -42,12 +42,12 @@ rule km_figure:
         ),
         pdf=f"{OUT}/figures/km_{{cohort}}.pdf",
         stats=f"{OUT}/{{cohort}}/km_stats.json",
-    params:
-        evaluation=config["evaluation"],
     log:
         f"{OUT}/logs/evaluate/km_{{cohort}}.log",
     resources:
         mem_mb=res("evaluate", "mem_mb"),
         runtime=res("evaluate", "runtime"),
+    params:
+        evaluation=config["evaluation"],
     script:
         "../../scripts/km_figure.py"

@@ -14,9 +14,6 @@ for _cohort, _batch, _slides in feature_batches():
             coords=[f"{OUT}/{_cohort}/patches/{s}.h5" for s in _slides],
         output:
             [f"{OUT}/{_cohort}/features/{s}.h5" for s in _slides],
-        params:
-            features=config["features"],
-            reader=config["tiling"]["reader"],
         log:
             f"{OUT}/logs/features/{_cohort}/batch{_batch}.log",
         benchmark:
@@ -26,5 +23,8 @@ for _cohort, _batch, _slides in feature_batches():
             mem_mb=res("features", "mem_mb"),
             runtime=res("features", "runtime"),
             gpu=res("features", "gpu"),
+        params:
+            features=config["features"],
+            reader=config["tiling"]["reader"],
         script:
             "../../scripts/extract_features.py"

@@ -14,12 +14,12 @@ rule run_summary:
             caption="../report/run_summary.rst",
             category="Summary",
         ),
-    params:
-        config=config,
     log:
         f"{OUT}/logs/report/run_summary.log",
     resources:
         mem_mb=res("evaluate", "mem_mb"),
         runtime=res("evaluate", "runtime"),
+    params:
+        config=config,
     script:
         "../../scripts/run_summary.py"

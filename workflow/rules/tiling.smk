@@ -8,9 +8,6 @@ rule tile_slide:
     output:
         coords=f"{OUT}/{{cohort}}/patches/{{slide}}.h5",
         qc=f"{OUT}/{{cohort}}/qc/{{slide}}.png",
-    params:
-        tiling=config["tiling"],
-        fallback_mpp=get_slide_mpp,
     log:
         f"{OUT}/logs/tiling/{{cohort}}/{{slide}}.log",
     benchmark:
@@ -19,5 +16,8 @@ rule tile_slide:
     resources:
         mem_mb=res("tiling", "mem_mb"),
         runtime=res("tiling", "runtime"),
+    params:
+        tiling=config["tiling"],
+        fallback_mpp=get_slide_mpp,
     script:
         "../../scripts/tile_slide.py"

@@ -10,8 +10,6 @@ rule train:
         checkpoint=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/checkpoint.pt",
         train_log=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/train_log.tsv",
         meta=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/meta.json",
-    params:
-        training=config["training"],
     log:
         f"{OUT}/logs/train/{{cohort}}/{{model}}/fold{{fold}}.log",
     benchmark:
@@ -21,5 +19,7 @@ rule train:
         mem_mb=res("train", "mem_mb"),
         runtime=res("train", "runtime"),
         gpu=res("train", "gpu"),
+    params:
+        training=config["training"],
     script:
         "../../scripts/train.py"
