@@ -12,6 +12,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/constraints.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/tiling.smk"
 include: "workflow/rules/features.smk"

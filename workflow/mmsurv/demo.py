@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mmsurv.io import write_text_atomic
+from mmsurv.omics import load_gene_families
 from mmsurv.synth import write_svs
 
 __all__ = [
@@ -132,15 +133,8 @@ def _pick_genes(
 ) -> list[str]:
     """`genes_per_family` genes from each family column (CSV order kept), unique overall."""
     path = Path(gene_families_csv)
-    if not path.is_file():
-        raise FileNotFoundError(f"gene families CSV not found: {path}")
-    families = pd.read_csv(path, dtype=str)
-    if families.shape[1] == 0:
-        raise ValueError(f"{path}: no family columns")
     genes: list[str] = []
-    for family in families.columns:
-        members = [g.strip() for g in families[family].dropna() if str(g).strip()]
-        members = list(dict.fromkeys(members))
+    for family, members in load_gene_families(path).items():
         if len(members) < genes_per_family:
             raise ValueError(
                 f"{path}: family {family!r} has {len(members)} genes, fewer than "

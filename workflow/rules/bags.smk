@@ -9,6 +9,8 @@ rule case_bags:
         f"{OUT}/{{cohort}}/bags.h5",
     log:
         f"{OUT}/logs/bags/{{cohort}}.log",
+    conda:
+        "../../envs/mmsurv.yaml"
     threads: res("bags", "threads")
     resources:
         mem_mb=res("bags", "mem_mb"),
@@ -29,6 +31,8 @@ rule omics_bags:
         families=f"{OUT}/{{cohort}}/families.json",
     log:
         f"{OUT}/logs/bags/{{cohort}}_omics.log",
+    conda:
+        "../../envs/mmsurv.yaml"
     threads: res("bags", "threads")
     resources:
         mem_mb=res("bags", "mem_mb"),
@@ -46,6 +50,8 @@ rule splits:
         f"{OUT}/{{cohort}}/splits.tsv",
     log:
         f"{OUT}/logs/bags/{{cohort}}_splits.log",
+    conda:
+        "../../envs/mmsurv.yaml"
     resources:
         mem_mb=res("bags", "mem_mb"),
         runtime=res("bags", "runtime"),

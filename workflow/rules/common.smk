@@ -1,4 +1,5 @@
 # Configuration and sheet loading, validated once at parse time, plus the get_* input functions.
+import os
 import re
 
 from snakemake.utils import validate
@@ -7,6 +8,17 @@ from mmsurv.io import read_slide_sheet
 from mmsurv.model_catalog import model_inputs
 
 validate(config, schema="../schemas/config.schema.yaml")
+
+# Jobs import mmsurv from this checkout, also inside per-rule conda envs (--sdm conda), which
+# hold the dependencies but not the package itself.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in [f"{workflow.basedir}/workflow", os.environ.get("PYTHONPATH")] if p
+)
+
+
+envvars:
+    "PYTHONPATH",
+
 
 OUT = config["outdir"]
 COHORTS = list(config["cohorts"])
@@ -27,18 +39,11 @@ def _alternatives(values):
     return "|".join(re.escape(str(v)) for v in values)
 
 
-wildcard_constraints:
-    cohort=_alternatives(COHORTS),
-    slide=_alternatives(samples["slide_id"]),
-    model=_alternatives(MODELS),
-    fold=r"\d+",
-
-
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 4000, "runtime": 60, "gpu": 0}
 
 
 def res(stage, key):
-    """A resource of a rule group from config: resources.<stage>, else resources.default."""
+    """A resource of a stage from config (resources.<stage>), else resources.default."""
     table = config.get("resources", {})
     value = table.get(stage, {}).get(key, table.get("default", {}).get(key))
     return RESOURCE_DEFAULTS[key] if value is None else value
@@ -119,7 +124,7 @@ def get_km_predictions(wildcards):
 
 
 def get_final_outputs():
-    """What `rule all` asks for: tables, KM figures and the run summary."""
+    """The final targets: tables, KM figures and the run summary."""
     return [
         f"{OUT}/tables/cindex.csv",
         f"{OUT}/tables/cindex.md",

@@ -17,6 +17,8 @@ if config["data_source"] == "demo":
             f"{OUT}/logs/demo_cohort.log",
         benchmark:
             f"{OUT}/benchmarks/demo_cohort.tsv"
+        conda:
+            "../../envs/slides.yaml"
         threads: res("demo", "threads")
         resources:
             mem_mb=res("demo", "mem_mb"),

@@ -19,6 +19,8 @@ rule cindex_table:
         ),
     log:
         f"{OUT}/logs/evaluate/cindex_table.log",
+    conda:
+        "../../envs/mmsurv.yaml"
     resources:
         mem_mb=res("evaluate", "mem_mb"),
         runtime=res("evaluate", "runtime"),
@@ -44,6 +46,8 @@ rule km_figure:
         stats=f"{OUT}/{{cohort}}/km_stats.json",
     log:
         f"{OUT}/logs/evaluate/km_{{cohort}}.log",
+    conda:
+        "../../envs/mmsurv.yaml"
     resources:
         mem_mb=res("evaluate", "mem_mb"),
         runtime=res("evaluate", "runtime"),

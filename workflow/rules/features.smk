@@ -18,6 +18,8 @@ for _cohort, _batch, _slides in feature_batches():
             f"{OUT}/logs/features/{_cohort}/batch{_batch}.log",
         benchmark:
             f"{OUT}/benchmarks/features/{_cohort}/batch{_batch}.tsv"
+        conda:
+            "../../envs/mmsurv.yaml"
         threads: res("features", "threads")
         resources:
             mem_mb=res("features", "mem_mb"),

@@ -16,6 +16,8 @@ rule run_summary:
         ),
     log:
         f"{OUT}/logs/report/run_summary.log",
+    conda:
+        "../../envs/mmsurv.yaml"
     resources:
         mem_mb=res("evaluate", "mem_mb"),
         runtime=res("evaluate", "runtime"),

@@ -12,6 +12,8 @@ rule tile_slide:
         f"{OUT}/logs/tiling/{{cohort}}/{{slide}}.log",
     benchmark:
         f"{OUT}/benchmarks/tiling/{{cohort}}/{{slide}}.tsv"
+    conda:
+        "../../envs/slides.yaml"
     threads: res("tiling", "threads")
     resources:
         mem_mb=res("tiling", "mem_mb"),

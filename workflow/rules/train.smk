@@ -14,6 +14,8 @@ rule train:
         f"{OUT}/logs/train/{{cohort}}/{{model}}/fold{{fold}}.log",
     benchmark:
         f"{OUT}/benchmarks/train/{{cohort}}/{{model}}/fold{{fold}}.tsv"
+    conda:
+        "../../envs/mmsurv.yaml"
     threads: res("train", "threads")
     resources:
         mem_mb=res("train", "mem_mb"),
