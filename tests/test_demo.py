@@ -45,8 +45,8 @@ def test_sheet_layout(default_sheet):
     assert list(s.columns) == ["cohort", "case_id", "slide_id", "path"]
     for cohort in demo.DEFAULT_COHORTS:
         rows = s[s.cohort == cohort]
-        assert rows.case_id.nunique() == 40
-        assert (rows.groupby("case_id").size() == 2).sum() == 8  # 20 % of cases
+        assert rows.case_id.nunique() == 50
+        assert (rows.groupby("case_id").size() == 2).sum() == 10  # 20 % of cases
     assert s.slide_id.is_unique
     r = s.iloc[0]
     assert r.case_id == "DEMO-BLCA-C001" and r.slide_id.startswith("DEMO-BLCA-C001-S")

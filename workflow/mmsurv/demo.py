@@ -42,7 +42,7 @@ FRACTION_TWO_SLIDES = 0.2
 FRACTION_40X = 0.5
 FRACTION_NO_MPP = 0.05
 #: Survival model: Weibull times with scale exp(-BETA * r); then calibrated uniform censoring.
-BETA, WEIBULL_SHAPE, BASE_SCALE_MONTHS, MAX_FOLLOW_UP = 0.8, 1.2, 50.0, 150.0
+BETA, WEIBULL_SHAPE, BASE_SCALE_MONTHS, MAX_FOLLOW_UP = 1.0, 1.5, 50.0, 150.0
 TARGET_CENSORED = 0.5
 
 # RNG stream ids (so that each part can be regenerated independently of the others)
@@ -72,7 +72,7 @@ def _write_tsv(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
 def make_sheet(
     cohorts: list[str],
     *,
-    n_cases: int = 40,
+    n_cases: int = 50,
     seed: int = 2025,
     data_dir: str = "results/demo_data",
 ) -> pd.DataFrame:
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     p_sheet.add_argument("--out", required=True, help="output TSV path")
     p_sheet.add_argument("--cohorts", nargs="+", default=list(DEFAULT_COHORTS))
     p_sheet.add_argument("--seed", type=int, default=2025)
-    p_sheet.add_argument("--n-cases", type=int, default=40, help="cases per cohort")
+    p_sheet.add_argument("--n-cases", type=int, default=50, help="cases per cohort")
     p_sheet.add_argument("--data-dir", default="results/demo_data")
     p_coh = sub.add_parser("cohort", help="generate one cohort's slides and tables")
     p_coh.add_argument("--cohort", required=True)
