@@ -104,7 +104,11 @@ def test_demo_dag_dry_run_has_one_job_per_cancer_model_fold(tmp_path: Path) -> N
     n_cohorts = len(config["cohorts"])
     counts = _job_counts(proc.stdout + proc.stderr)
     assert counts["train"] == n_cohorts * len(config["training"]["models"]) * 5
-    assert counts["tile_slide"] == len(sheet) == counts["extract_features"]
+    assert counts["tile_slide"] == len(sheet)
+    per_job = config["features"]["slides_per_job"]
+    batches = sum(-(-n // per_job) for n in sheet.groupby("cohort").size())
+    feature_jobs = {r: n for r, n in counts.items() if r.startswith("extract_features_")}
+    assert len(feature_jobs) == batches and set(feature_jobs.values()) == {1}
     assert counts["km_figure"] == n_cohorts
     assert counts["demo_cohort"] == 1 and counts["cindex_table"] == 1
 

@@ -112,7 +112,7 @@ def build_case_bags(
         cases.setdefault(case_id, []).append((slide_id, feats))
     for key, values in provenance.items():
         if len(values) != 1:
-            raise ValueError(f"slides of {out_h5} were encoded with different {key}s: {values}")
+            raise ValueError(f"slides of {out_h5} were encoded with different `{key}`: {values}")
     attrs = {key: values.pop() for key, values in provenance.items()}
     if attrs["weights"] == "random-init":
         log.warning("bags built from features of a random-init encoder (no pretrained weights)")
