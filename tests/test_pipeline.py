@@ -72,3 +72,115 @@ def test_splits_keep_only_cases_with_every_modality(tmp_path: Path) -> None:
     splits = read_splits(tmp_path / "splits.tsv")
     assert sorted(splits["case_id"]) == cases[1:28]
     assert sorted(splits["fold"].unique()) == [0, 1, 2]
+
+
+def _predictions(tmp_path: Path, n: int = 60, folds: int = 3) -> list[Path]:
+    """Out-of-fold prediction files whose risk tracks survival (plus noise)."""
+    rng = np.random.default_rng(1)
+    risk = rng.normal(size=n)
+    months = rng.exponential(30 * np.exp(-risk)).round(2) + 0.5
+    event = rng.uniform(size=n) < 0.6
+    files = []
+    for k in range(folds):
+        idx = np.arange(n)[k::folds]
+        frame = pd.DataFrame(
+            {
+                "case_id": [f"c{i:03d}" for i in idx],
+                "fold": k,
+                "risk": risk[idx] + rng.normal(scale=0.3, size=len(idx)),
+                "survival_months": months[idx],
+                "event": event[idx],
+                "censorship": (~event[idx]).astype(int),
+                "model": "ours",
+                "cohort": "DEMO-X",
+                "model_selection": "last_epoch",
+                "encoder_weights": "random-init",
+            }
+        )
+        files.append(tmp_path / f"fold{k}.parquet")
+        frame.to_parquet(files[-1])
+    return files
+
+
+def test_km_figure_groups_add_up_and_stats_are_written(tmp_path: Path) -> None:
+    import json
+
+    from mmsurv.pipeline import km_figure_from_predictions
+
+    files = _predictions(tmp_path)
+    stats = km_figure_from_predictions(
+        files,
+        cohort="DEMO-X",
+        out_png=tmp_path / "km.png",
+        out_pdf=tmp_path / "km.pdf",
+        out_json=tmp_path / "km.json",
+        n_perm=200,
+    )
+    saved = json.loads((tmp_path / "km.json").read_text())
+    assert saved["n_low"] + saved["n_high"] == 60 == saved["n"]
+    assert saved["encoder_weights"] == "random-init"
+    assert 0 < saved["p_maxstat_perm"] <= 1 and 0 < saved["p_maxstat_lau92"] <= 1
+    assert saved["cutpoint"] == stats["cutpoint"]
+    assert (tmp_path / "km.png").stat().st_size > 10_000 and (tmp_path / "km.pdf").exists()
+
+
+def test_km_figure_refuses_a_case_scored_twice(tmp_path: Path) -> None:
+    from mmsurv.pipeline import km_figure_from_predictions
+
+    files = _predictions(tmp_path)
+    with pytest.raises(ValueError, match="scored by more than one fold"):
+        km_figure_from_predictions(
+            [*files, files[0]],
+            cohort="DEMO-X",
+            out_png=tmp_path / "km.png",
+            out_pdf=tmp_path / "km.pdf",
+            out_json=tmp_path / "km.json",
+            n_perm=0,
+        )
+    assert not (tmp_path / "km.json").exists()
+
+
+def test_cindex_tables_and_run_summary_from_predictions(tmp_path: Path) -> None:
+    from mmsurv.pipeline import (
+        km_figure_from_predictions,
+        write_cindex_outputs,
+        write_run_summary,
+    )
+
+    files = _predictions(tmp_path)
+    tables = tmp_path / "tables"
+    per_fold = write_cindex_outputs(
+        files,
+        folds_tsv=tables / "folds.tsv",
+        out_csv=tables / "cindex.csv",
+        out_md=tables / "cindex.md",
+        model_order=["ours"],
+        cohort_order=["DEMO-X"],
+    )
+    assert len(per_fold) == 3 and per_fold["cindex"].between(0, 1).all()
+    md = (tables / "cindex.md").read_text()
+    assert "random-init" in md and "last_epoch" in md
+    km = tmp_path / "DEMO-X" / "km_stats.json"
+    km_figure_from_predictions(
+        files,
+        cohort="DEMO-X",
+        out_png=tmp_path / "k.png",
+        out_pdf=tmp_path / "k.pdf",
+        out_json=km,
+        n_perm=0,
+    )
+    splits = tmp_path / "DEMO-X" / "splits.tsv"
+    pd.DataFrame({"case_id": ["a", "b"], "fold": [0, 1]}).to_csv(splits, sep="\t", index=False)
+    config = {
+        "run_name": "t",
+        "data_source": "demo",
+        "features": {"encoder": "resnet50_trunc", "weights": None},
+        "training": {"model_selection": "last_epoch", "epochs": 2, "seed": 1},
+        "splits": {"n_folds": 3, "seed": 1},
+    }
+    out = tmp_path / "run_summary.md"
+    write_run_summary(
+        out, config=config, cindex_csv=tables / "cindex.csv", km_stats=[km], splits=[splits]
+    )
+    text = out.read_text()
+    assert "**random-init**" in text and "| DEMO-X | 2 |" in text and "p_maxstat_lau92" in text

@@ -212,7 +212,7 @@ def km_figure_from_predictions(
 ) -> dict[str, Any]:
     """Pool out-of-fold risks, split at the maxstat cutpoint, draw KM and save the statistics."""
     from mmsurv.plots import plot_km
-    from mmsurv.stats import km_groups, maxstat_permutation_p
+    from mmsurv.stats import km_groups
 
     preds = read_predictions(prediction_files)
     dup = preds["case_id"][preds["case_id"].duplicated()].unique()
@@ -221,48 +221,28 @@ def km_figure_from_predictions(
     time = preds["survival_months"].to_numpy(float)
     event = preds["event"].to_numpy(bool)
     risk = preds["risk"].to_numpy(float)
-    groups = km_groups(time, event, risk, minprop=minprop, maxprop=maxprop)
-    p_perm = (
-        maxstat_permutation_p(
-            time, event, risk, n_perm=n_perm, seed=seed, minprop=minprop, maxprop=maxprop
-        )
-        if n_perm > 0
-        else None
+    groups = km_groups(
+        time, event, risk, minprop=minprop, maxprop=maxprop, n_perm=n_perm, seed=seed
     )
     model = ", ".join(sorted(set(preds["model"])))
     weights = ", ".join(sorted(set(preds["encoder_weights"].astype(str))))
-    maxstat = groups["maxstat"]
-    high = risk > maxstat.cutpoint
     plot_km(
         time,
         event,
-        high,
+        risk > groups["cutpoint"],  # the high-risk group, as km_groups splits it
         title=f"{cohort}: {model}, pooled out-of-fold risk",
-        cutpoint=maxstat.cutpoint,
+        cutpoint=groups["cutpoint"],
         p_logrank=groups["logrank_p"],
-        p_maxstat=maxstat.p_value,
+        p_maxstat=groups["p_maxstat_lau92"],
         out_png=str(out_png),
         out_pdf=str(out_pdf),
         subtitle=f"encoder weights: {weights}",
     )
-    stats = {
-        "cohort": cohort,
-        "model": model,
-        "encoder_weights": weights,
-        "n": int(len(preds)),
-        "n_events": int(event.sum()),
-        "cutpoint": float(maxstat.cutpoint),
-        "maxstat_statistic": float(maxstat.statistic),
-        "p_lau92": float(maxstat.p_value),
-        "p_permutation": None if p_perm is None else float(p_perm),
-        "n_permutations": int(n_perm),
-        "p_logrank": float(groups["logrank_p"]),
-        "n_low": int((~high).sum()),
-        "n_high": int(high.sum()),
-        "minprop": minprop,
-        "maxprop": maxprop,
-    }
-    write_text_atomic(out_json, json.dumps(stats, indent=2) + "\n")
+    scalars = {k: v for k, v in groups.items() if k not in ("maxstat", "logrank")}
+    stats = {"cohort": cohort, "model": model, "encoder_weights": weights, **scalars}
+    stats["n_events"] = int(event.sum())
+    # numpy scalars -> Python numbers for JSON
+    write_text_atomic(out_json, json.dumps(stats, indent=2, default=lambda v: v.item()) + "\n")
     log.info("%s KM: %s", cohort, stats)
     return stats
 
@@ -299,7 +279,7 @@ def write_run_summary(
     lines.append(table.to_markdown(index=False))
     lines += ["", "## Kaplan-Meier (maxstat cutpoint)", ""]
     rows = [json.loads(Path(p).read_text()) for p in km_stats]
-    keys = ["cohort", "model", "cutpoint", "maxstat_statistic", "p_lau92", "p_permutation"]
-    keys += ["p_logrank", "n_low", "n_high"]
+    keys = ["cohort", "model", "cutpoint", "statistic", "p_maxstat_lau92", "p_maxstat_perm"]
+    keys += ["logrank_p", "n_low", "n_high"]
     lines.append(pd.DataFrame(rows)[keys].to_markdown(index=False))
     write_text_atomic(out_md, "\n".join(lines) + "\n")
