@@ -47,3 +47,28 @@ def synth_slides(tmp_path_factory: pytest.TempPathFactory) -> SynthSlides:
     tiny, _ = render_tissue(np.random.default_rng(5), 1.0, width=768, height=512, n_blobs=1)
     write_svs(paths["tiny"], tiny, mpp=0.5, app_mag=20, downsamples=(1, 2))
     return SynthSlides(rgb20=rgb20, mask20=mask20, **paths)
+
+
+_SLURM_IDS = Path(__file__).resolve().parents[1] / "test-artifacts" / "slurm_job_ids.txt"
+_slurm_ids_offset = pytest.StashKey[int]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Remember where this session's SLURM job ids start in the artifacts file."""
+    session.config.stash[_slurm_ids_offset] = (
+        _SLURM_IDS.stat().st_size if _SLURM_IDS.exists() else 0
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the SLURM job ids this session submitted, so they stand in the CI log."""
+    start = terminalreporter.config.stash.get(_slurm_ids_offset, 0)
+    if not _SLURM_IDS.exists():
+        return
+    with open(_SLURM_IDS) as fh:
+        fh.seek(start)
+        lines = [line.rstrip() for line in fh if line.strip()]
+    if lines:
+        terminalreporter.write_sep("-", "SLURM job ids submitted by this session")
+        for line in lines:
+            terminalreporter.write_line(line)
