@@ -30,7 +30,16 @@ def _env() -> dict[str, str]:
 
 def copy_repo(dest: Path) -> Path:
     """Copy the tracked workflow files (not results/) to `dest`, as a fresh clone would have."""
-    for name in ["Snakefile", "config", "workflow", "scripts", "resources", "profiles", "envs", ".test"]:
+    for name in [
+        "Snakefile",
+        "config",
+        "workflow",
+        "scripts",
+        "resources",
+        "profiles",
+        "envs",
+        ".test",
+    ]:
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
