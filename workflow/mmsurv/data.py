@@ -16,7 +16,7 @@ import torch
 from sklearn.model_selection import KFold, StratifiedKFold
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from mmsurv.io import atomic_path
+from mmsurv.io import atomic_path, py_value
 
 log = logging.getLogger(__name__)
 
@@ -194,10 +194,7 @@ def bag_attrs(bags_h5: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"bags file not found: {path}")
     with h5py.File(path, "r") as h5:
-        out = {}
-        for k, v in h5.attrs.items():
-            out[k] = v.decode() if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v
-        return out
+        return {k: py_value(v) for k, v in h5.attrs.items()}
 
 
 class BagStore(Mapping[str, np.ndarray]):

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -39,6 +40,24 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write a text file so that readers never see a half-written version."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def py_value(value: object) -> object:
+    """An h5py/NumPy attribute or scalar as a plain Python value (bytes decoded)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def json_default(obj: object) -> object:
+    """`json.dumps(default=...)` for NumPy scalars and arrays."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def setup_logging(log_path: str | os.PathLike[str] | None, level: int = logging.INFO) -> None:

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from mmsurv.io import write_text_atomic
+from mmsurv.io import json_default, py_value, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _read_feature_file(path: PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     with h5py.File(path, "r") as h5:
         if "features" not in h5:
             raise ValueError(f"{path}: no `features` dataset (not a CLAM/TRIDENT feature file?)")
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5.attrs.items()}
+        attrs = {k: py_value(v) for k, v in h5.attrs.items()}
         return np.asarray(h5["features"][()], dtype=np.float32), attrs
 
 
@@ -134,13 +134,11 @@ def make_cohort_splits(
 
     clinical = read_clinical(clinical_tsv)
     omics_cases = set(pd.read_parquet(omics_parquet).index.astype(str))
-    have = set(clinical.index) & omics_cases & set(slide_cases)
-    for name, cases in [
-        ("survival", set(clinical.index)),
-        ("omics", omics_cases),
-        ("slides", set(slide_cases)),
-    ]:
-        lacking = sorted((set(clinical.index) | omics_cases | set(slide_cases)) - cases)
+    by_source = {"survival": set(clinical.index), "omics": omics_cases, "slides": set(slide_cases)}
+    have = set.intersection(*by_source.values())
+    anywhere = set.union(*by_source.values())
+    for name, cases in by_source.items():
+        lacking = sorted(anywhere - cases)
         if lacking:
             log.warning("%d case(s) dropped for lacking %s: %s", len(lacking), name, lacking[:20])
     if len(have) < n_folds:
@@ -241,8 +239,7 @@ def km_figure_from_predictions(
     scalars = {k: v for k, v in groups.items() if k not in ("maxstat", "logrank")}
     stats = {"cohort": cohort, "model": model, "encoder_weights": weights, **scalars}
     stats["n_events"] = int(event.sum())
-    # numpy scalars -> Python numbers for JSON
-    write_text_atomic(out_json, json.dumps(stats, indent=2, default=lambda v: v.item()) + "\n")
+    write_text_atomic(out_json, json.dumps(stats, indent=2, default=json_default) + "\n")
     log.info("%s KM: %s", cohort, stats)
     return stats
 

@@ -30,7 +30,7 @@ from mmsurv.data import (
     read_splits,
     time_bin_edges,
 )
-from mmsurv.io import atomic_path, write_text_atomic
+from mmsurv.io import atomic_path, json_default, write_text_atomic
 from mmsurv.losses import nll_surv_loss
 from mmsurv.models import create_model, model_class, model_modalities
 from mmsurv.omics import Standardizer, read_families_json
@@ -426,7 +426,7 @@ def _run(
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(out / "checkpoint.pt") as tmp:
         torch.save({"model_name": model_name, "state_dict": state, "meta": meta}, tmp)
-    write_text_atomic(out / "meta.json", json.dumps(meta, indent=2, default=_json_default))
+    write_text_atomic(out / "meta.json", json.dumps(meta, indent=2, default=json_default))
     summary = {
         "cohort": cohort,
         "model": model_name,
@@ -441,12 +441,3 @@ def _run(
     }
     log.info("%s %s fold %d: test c-index %.4f", cohort, model_name, fold, test_ci)
     return summary
-
-
-def _json_default(obj: Any) -> Any:
-    """JSON fallback for NumPy scalars and arrays."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

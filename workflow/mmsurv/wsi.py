@@ -13,7 +13,7 @@ import cv2
 import h5py
 import numpy as np
 
-from mmsurv.io import atomic_path
+from mmsurv.io import atomic_path, py_value
 
 __all__ = [
     "READERS",
@@ -388,15 +388,6 @@ def write_coords_h5(path: str | os.PathLike[str], result: TilingResult) -> None:
             f.attrs[key] = value
 
 
-def _py(value: Any) -> Any:
-    """Convert h5py/numpy attribute values to plain Python types."""
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def read_coords_h5(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a coords h5: (coords (N, 2) int64, attrs of the `coords` dataset)."""
     path = Path(path)
@@ -407,7 +398,7 @@ def read_coords_h5(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, 
             raise KeyError(f"{path}: no 'coords' dataset")
         dset = f["coords"]
         coords = np.asarray(dset[()], dtype=np.int64).reshape(-1, 2)
-        attrs = {k: _py(v) for k, v in dset.attrs.items()}
+        attrs = {k: py_value(v) for k, v in dset.attrs.items()}
     missing = [k for k in ("patch_size", "read_level", "read_size") if k not in attrs]
     if missing:
         raise KeyError(f"{path}: coords attrs missing {missing}")
