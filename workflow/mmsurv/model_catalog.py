@@ -8,7 +8,14 @@ from __future__ import annotations
 
 MODEL_INPUTS: dict[str, frozenset[str]] = {
     "snn": frozenset({"omic"}),
+    "snn_trans": frozenset({"omic"}),
     "attn_mil": frozenset({"path"}),
+    "clam_sb": frozenset({"path"}),
+    "transmil": frozenset({"path"}),
+    "porpoise": frozenset({"path", "omic"}),
+    "hfbsurv": frozenset({"path", "omic"}),
+    "mcat": frozenset({"path", "omic"}),
+    "dualtrans": frozenset({"path", "omic"}),
     "ours": frozenset({"path", "omic"}),
     "ours_wo_simme": frozenset({"path", "omic"}),
     "ours_wo_bdca": frozenset({"path", "omic"}),

@@ -303,6 +303,9 @@ def _run(
         )
     kwargs.update(user_kwargs)
     model = create_model(model_name, **kwargs).to(dev)
+    # Models with a label-dependent training term (CLAM's instance loss) take `label=` in
+    # training; evaluation never passes it, so predictions cannot see the held-out labels.
+    takes_label = "label" in inspect.signature(model.forward).parameters
     optimizer = torch.optim.Adam(
         (q for q in model.parameters() if q.requires_grad),
         lr=p["lr"],
@@ -328,10 +331,11 @@ def _run(
         for step, i in enumerate(order, start=1):
             item = ds_train[i]
             path, omics = _inputs(item, need_path, need_omic, dev)
-            res = model(path, omics)
+            label = item["label"].view(1).to(dev)
+            res = model(path, omics, label=label) if takes_label else model(path, omics)
             loss_surv = nll_surv_loss(
                 res.hazards,
-                item["label"].view(1).to(dev),
+                label,
                 torch.tensor([item["event"]], device=dev),
                 alpha=p["alpha_surv"],
             )

@@ -1,6 +1,18 @@
 """Survival models, one per file, behind a timm-style registry."""
 
-from mmsurv.models import attn_mil, ours, snn  # noqa: F401 - imported to register the models
+# Imported to register the models (explicit, as timm does; no plugin discovery).
+from mmsurv.models import (  # noqa: F401
+    attn_mil,
+    clam_sb,
+    dualtrans,
+    hfbsurv,
+    mcat,
+    ours,
+    porpoise,
+    snn,
+    snn_trans,
+    transmil,
+)
 from mmsurv.models._layers import ModelOutput
 from mmsurv.models._registry import (
     create_model,

@@ -1,0 +1,123 @@
+"""DualTrans / CMTA (pathology + genomics): TransMIL-style encoder/decoder per modality.
+
+Zhou & Chen, "Cross-Modal Translation and Alignment for Survival Analysis", ICCV 2023; follows
+github FT-ZHOU-ZZZ/CMTA `models/cmta/network.py` (`CMTA`, model_size "small", concat fusion) and
+the loss of `models/cmta/engine.py` (NLL + alpha · (L1(P.detach(), P̂) + L1(G.detach(), Ĝ))).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmsurv.models._layers import ModelOutput, SNNBlock, SurvModel
+from mmsurv.models._registry import register_model
+from mmsurv.models._transmil_layers import TransMILEncoder
+
+
+def _init_weights(module: nn.Module) -> None:
+    """CMTA's `initialize_weights`: Xavier-normal Linear weights, zero biases, unit LayerNorm."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_normal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class DualTrans(SurvModel):
+    """Encoders (cls + Nyström layers [+ PPEG]) → cross-attention both ways → decoders → fusion.
+
+    aux_loss = alpha · (L1(enc_cls_path.detach(), dec_cls_path) + L1(enc_cls_gen.detach(),
+    dec_cls_gen)): the decoders, fed with the other modality's view, learn to reproduce the
+    encoder class tokens, which are held fixed for this term.
+    """
+
+    modalities = frozenset({"path", "omic"})
+
+    def __init__(
+        self,
+        *,
+        d: int = 256,
+        omic_hidden: int = 1024,
+        alpha: float = 0.5,
+        attn_dropout: float = 0.1,
+        num_landmarks: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("dropout", 0.25)
+        super().__init__(**kwargs)
+        if alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        self.d, self.alpha = d, float(alpha)
+        # CMTA "small": pathology 1024 → 256 → 256, genomics SNN(size → 1024) → SNN(1024 → 256).
+        self.path_fc = nn.Sequential(
+            nn.Linear(self.path_dim, d),
+            nn.ReLU(),
+            nn.Dropout(self.dropout),
+            nn.Linear(d, d),
+            nn.ReLU(),
+            nn.Dropout(self.dropout),
+        )
+        self.sig_networks = nn.ModuleList(
+            nn.Sequential(SNNBlock(size, omic_hidden), SNNBlock(omic_hidden, d, dropout=0.25))
+            for size in self.omic_sizes
+        )
+        self.path_encoder = TransMILEncoder(
+            d, ppeg=True, dropout=attn_dropout, cls_std=1e-6, num_landmarks=num_landmarks
+        )
+        self.path_decoder = TransMILEncoder(
+            d, ppeg=True, dropout=attn_dropout, cls_std=1e-6, num_landmarks=num_landmarks
+        )
+        self.gen_encoder = TransMILEncoder(
+            d, ppeg=False, dropout=attn_dropout, cls_std=1e-6, num_landmarks=num_landmarks
+        )
+        self.gen_decoder = TransMILEncoder(
+            d, ppeg=False, dropout=attn_dropout, cls_std=1e-6, num_landmarks=num_landmarks
+        )
+        # Pathology tokens attend to gene tokens (N'×G) and gene tokens to pathology (G×N').
+        self.path_in_gen = nn.MultiheadAttention(d, num_heads=1, batch_first=True)
+        self.gen_in_path = nn.MultiheadAttention(d, num_heads=1, batch_first=True)
+        self.mm = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
+        self.classifier = nn.Linear(d, self.n_bins)
+        _init_weights(self)
+
+    @staticmethod
+    def _cross(attn: nn.MultiheadAttention, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """Single-case cross-attention: (n, d) queries over (m, d) keys/values → (n, d)."""
+        out, _ = attn(q.unsqueeze(0), kv.unsqueeze(0), kv.unsqueeze(0), need_weights=False)
+        return out.squeeze(0)
+
+    def forward(
+        self, path: torch.Tensor | None = None, omics: Sequence[torch.Tensor] | None = None
+    ) -> ModelOutput:
+        """Predict one case's hazards; aux_loss is CMTA's weighted L1 alignment term."""
+        self.check_inputs(path, omics)
+        path, omics = cast(torch.Tensor, path), cast(Sequence[torch.Tensor], omics)
+        p = self.path_fc(path)  # (N, d)
+        g = torch.stack([net(x) for net, x in zip(self.sig_networks, omics, strict=True)])  # (G, d)
+
+        cls_p_enc, tok_p = self.path_encoder(p)  # (1, d), (⌈√N⌉², d) incl. the square padding
+        cls_g_enc, tok_g = self.gen_encoder(g)  # (1, d), (G, d)
+        cls_p_dec, _ = self.path_decoder(self._cross(self.path_in_gen, tok_p, tok_g))
+        cls_g_dec, _ = self.gen_decoder(self._cross(self.gen_in_path, tok_g, tok_p))
+
+        # CMTA's concat fusion averages each modality's encoder and decoder class tokens.
+        h = torch.cat([(cls_p_enc + cls_p_dec) / 2, (cls_g_enc + cls_g_dec) / 2], dim=1)
+        logits = self.classifier(self.mm(h))
+        aux = self.alpha * (
+            F.l1_loss(cls_p_dec, cls_p_enc.detach()) + F.l1_loss(cls_g_dec, cls_g_enc.detach())
+        )
+        return ModelOutput.from_logits(logits, aux_loss=aux)
+
+
+@register_model
+def dualtrans(**kwargs: Any) -> DualTrans:
+    """CMTA's dual transformer baseline (pathology + genomics)."""
+    return DualTrans(**kwargs)
