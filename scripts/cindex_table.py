@@ -13,4 +13,5 @@ write_cindex_outputs(
     out_md=snakemake.output.md,
     model_order=snakemake.params.models,
     cohort_order=snakemake.params.cohorts,
+    out_prov=snakemake.output.prov,
 )

@@ -16,4 +16,6 @@ km_figure_from_predictions(
     minprop=e["minprop"],
     maxprop=e["maxprop"],
     n_perm=e["n_perm"],
+    seed=e["seed"],
+    out_prov=snakemake.output.prov,
 )

@@ -12,4 +12,5 @@ write_run_summary(
     cindex_csv=snakemake.input.table,
     km_stats=list(snakemake.input.km),
     splits=list(snakemake.input.splits),
+    metrics_csv=snakemake.input.metrics,
 )

@@ -1,8 +1,14 @@
-# c-index tables over all folds and Kaplan-Meier figures of pooled out-of-fold risk.
+# c-index tables (all models; the paper's Table 1 and Table 2), the metrics table and the
+# Kaplan-Meier figures of pooled out-of-fold risk. Captions: workflow/report/*.rst.
+
+PUBLISHED_TABLES = {
+    key: f"{workflow.basedir}/resources/published/zhang2025_{key}.csv"
+    for key in ("table1", "table2")
+}
 
 
 rule cindex_table:
-    """Per-fold c-index and the mean +- std table in the paper's layout."""
+    """Per-fold c-index and the mean +- std table of every configured model."""
     input:
         get_all_predictions(),
     output:
@@ -11,12 +17,15 @@ rule cindex_table:
             f"{OUT}/tables/cindex.csv",
             caption="../report/cindex.rst",
             category="Tables",
+            subcategory="c-index, all models",
         ),
         md=report(
             f"{OUT}/tables/cindex.md",
             caption="../report/cindex.rst",
             category="Tables",
+            subcategory="c-index, all models",
         ),
+        prov=f"{OUT}/tables/cindex.provenance.rst",
     log:
         f"{OUT}/logs/evaluate/cindex_table.log",
     conda:
@@ -32,6 +41,121 @@ rule cindex_table:
         "../../scripts/cindex_table.py"
 
 
+rule paper_tables:
+    """Table 1 (comparison) and Table 2 (ablation) in the paper's layout: CSV, Markdown, LaTeX."""
+    input:
+        folds=f"{OUT}/tables/cindex_folds.tsv",
+        published=(
+            list(PUBLISHED_TABLES.values())
+            if config["evaluation"]["published"]
+            else []
+        ),
+    output:
+        table1_csv=report(
+            f"{OUT}/tables/table1_comparison.csv",
+            caption="../report/table1.rst",
+            category="Tables",
+            subcategory="Table 1 (comparison)",
+        ),
+        table1_md=report(
+            f"{OUT}/tables/table1_comparison.md",
+            caption="../report/table1.rst",
+            category="Tables",
+            subcategory="Table 1 (comparison)",
+        ),
+        table1_tex=report(
+            f"{OUT}/tables/table1_comparison.tex",
+            caption="../report/table1.rst",
+            category="Tables",
+            subcategory="Table 1 (comparison)",
+        ),
+        table2_csv=report(
+            f"{OUT}/tables/table2_ablation.csv",
+            caption="../report/table2.rst",
+            category="Tables",
+            subcategory="Table 2 (ablation)",
+        ),
+        table2_md=report(
+            f"{OUT}/tables/table2_ablation.md",
+            caption="../report/table2.rst",
+            category="Tables",
+            subcategory="Table 2 (ablation)",
+        ),
+        table2_tex=report(
+            f"{OUT}/tables/table2_ablation.tex",
+            caption="../report/table2.rst",
+            category="Tables",
+            subcategory="Table 2 (ablation)",
+        ),
+        prov=f"{OUT}/tables/paper_tables.provenance.rst",
+    log:
+        f"{OUT}/logs/evaluate/paper_tables.log",
+    conda:
+        "../../envs/mmsurv.yaml"
+    resources:
+        mem_mb=res("evaluate", "mem_mb"),
+        runtime=res("evaluate", "runtime"),
+    params:
+        models=MODELS,
+        cohorts=COHORTS,
+        published_cohorts=(
+            config["evaluation"]["published_cohorts"]
+            if config["evaluation"]["published"]
+            else {}
+        ),
+    script:
+        "../../scripts/paper_tables.py"
+
+
+rule metrics_table:
+    """Time-dependent AUC, integrated Brier score and bootstrap CI of the pooled c-index."""
+    input:
+        predictions=get_all_predictions(),
+        meta=[
+            p.replace("predictions.parquet", "meta.json")
+            for p in get_all_predictions()
+        ],
+    output:
+        csv=report(
+            f"{OUT}/tables/metrics.csv",
+            caption="../report/metrics.rst",
+            category="Tables",
+            subcategory="More metrics",
+        ),
+        md=report(
+            f"{OUT}/tables/metrics.md",
+            caption="../report/metrics.rst",
+            category="Tables",
+            subcategory="More metrics",
+        ),
+        folds=f"{OUT}/tables/metrics_folds.tsv",
+        prov=f"{OUT}/tables/metrics.provenance.rst",
+    log:
+        f"{OUT}/logs/evaluate/metrics_table.log",
+    conda:
+        "../../envs/mmsurv.yaml"
+    resources:
+        mem_mb=res("evaluate", "mem_mb"),
+        runtime=res("evaluate", "runtime"),
+    params:
+        models=MODELS,
+        cohorts=COHORTS,
+        evaluation={
+            k: config["evaluation"][k]
+            for k in (
+                "horizons",
+                "horizon_quantiles",
+                "ibs_range",
+                "ibs_points",
+                "n_bootstrap",
+                "seed",
+                "ci_level",
+            )
+        },
+    script:
+        "../../scripts/metrics_table.py"
+
+
 rule km_figure:
     """Kaplan-Meier curves of low vs high pooled out-of-fold risk at the maxstat cutpoint."""
     input:
@@ -44,6 +168,7 @@ rule km_figure:
         ),
         pdf=f"{OUT}/figures/km_{{cohort}}.pdf",
         stats=f"{OUT}/{{cohort}}/km_stats.json",
+        prov=f"{OUT}/figures/km_{{cohort}}.provenance.rst",
     log:
         f"{OUT}/logs/evaluate/km_{{cohort}}.log",
     conda:
@@ -52,6 +177,9 @@ rule km_figure:
         mem_mb=res("evaluate", "mem_mb"),
         runtime=res("evaluate", "runtime"),
     params:
-        evaluation=config["evaluation"],
+        evaluation={
+            k: config["evaluation"][k]
+            for k in ("minprop", "maxprop", "n_perm", "seed")
+        },
     script:
         "../../scripts/km_figure.py"

@@ -6,6 +6,7 @@ rule run_summary:
     input:
         table=f"{OUT}/tables/cindex.csv",
         folds=f"{OUT}/tables/cindex_folds.tsv",
+        metrics=f"{OUT}/tables/metrics.csv",
         km=expand(f"{OUT}/{{cohort}}/km_stats.json", cohort=COHORTS),
         splits=expand(f"{OUT}/{{cohort}}/splits.tsv", cohort=COHORTS),
     output:
