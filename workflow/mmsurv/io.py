@@ -82,14 +82,36 @@ def setup_logging(log_path: str | os.PathLike[str] | None, level: int = logging.
 SHEET_DTYPES = {"cohort": str, "case_id": str, "slide_id": str, "path": str}
 
 
+def empty_slide_sheet() -> pd.DataFrame:
+    """A slide sheet without rows, for planning the step that writes the real one."""
+    sheet = pd.DataFrame({c: pd.Series(dtype=str) for c in SHEET_DTYPES})
+    sheet["mpp"] = pd.Series(dtype=float)
+    return sheet.set_index("slide_id", drop=False)
+
+
 class SheetError(ValueError):
     """A sample sheet that cannot drive the workflow; the message names the file and rows."""
 
 
-def read_slide_sheet(path: str | os.PathLike[str], cohorts: list[str]) -> pd.DataFrame:
-    """Read the slide sheet, keep the configured cohorts and check ids are usable as wildcards."""
+def read_slide_sheet(
+    path: str | os.PathLike[str], cohorts: list[str], *, require_slides: bool = True
+) -> pd.DataFrame:
+    """Read the slide sheet, keep the configured cohorts and check ids are usable as wildcards.
+
+    `require_slides=False` (no configured model uses pathology): an absent or empty sheet gives
+    an empty sheet, and a cohort may have no slide.
+    """
     if not Path(path).is_file():
-        raise SheetError(f"slide sheet {path} does not exist (config key `samples`)")
+        if not require_slides:
+            return empty_slide_sheet()
+        raise SheetError(
+            f"slide sheet {path} does not exist (config key `samples`); it must list the "
+            f"slides of cohort(s) {cohorts} for the models that use pathology"
+        )
+    if Path(path).stat().st_size == 0:
+        if not require_slides:
+            return empty_slide_sheet()
+        raise SheetError(f"slide sheet {path} is an empty file (config key `samples`)")
     sheet = pd.read_csv(path, sep="\t", dtype=SHEET_DTYPES, comment="#")
     missing = [c for c in SHEET_DTYPES if c not in sheet.columns]
     if missing:
@@ -112,10 +134,11 @@ def read_slide_sheet(path: str | os.PathLike[str], cohorts: list[str]) -> pd.Dat
         bad = sorted(two_cohorts.index[two_cohorts > 1])[:10]
         raise SheetError(f"slide sheet {path}: case(s) {bad} appear in more than one cohort")
     absent = [c for c in cohorts if c not in set(sheet["cohort"])]
-    if absent:
+    if absent and require_slides:
         raise SheetError(
             f"slide sheet {path} has no slide for configured cohort(s) {absent}; "
-            f"its cohorts are {sorted(set(sheet['cohort']))}"
+            f"its cohorts are {sorted(set(sheet['cohort']))} (models that use pathology need "
+            "slides of every cohort)"
         )
     sheet = sheet[sheet["cohort"].isin(cohorts)]
     return sheet.set_index("slide_id", drop=False).sort_index()
