@@ -13,4 +13,6 @@ make_cohort_splits(
     out_tsv=snakemake.output[0],
     n_folds=snakemake.params.n_folds,
     seed=snakemake.params.seed,
+    require_slides=snakemake.params.require_slides,
+    user_split_csvs=list(snakemake.input.user_splits) or None,
 )

@@ -42,10 +42,11 @@ rule omics_bags:
 
 
 rule splits:
-    """Stratified K folds over the cases that have every modality."""
+    """K folds over the cases with every modality the models need: stratified, or the user's."""
     input:
         clinical=config["clinical"],
         omics=f"{OUT}/{{cohort}}/omics.parquet",
+        user_splits=get_split_csvs,
     output:
         f"{OUT}/{{cohort}}/splits.tsv",
     log:
@@ -59,5 +60,6 @@ rule splits:
         n_folds=config["splits"]["n_folds"],
         seed=config["splits"]["seed"],
         slide_cases=lambda wc: sorted({c for c, _ in get_cohort_slide_table(wc)}),
+        require_slides=bool(PATH_MODELS),
     script:
         "../../scripts/splits.py"
