@@ -143,6 +143,17 @@ def test_demo_runs_end_to_end_with_report(tmp_path: Path) -> None:
     results = repo / "results"
     table = pd.read_csv(results / "tables" / "cindex.csv")
     assert len(table) > 0 and table["mean"].map(math.isfinite).all()
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    cohorts, models = config["cohorts"], config["training"]["models"]
+    # every cohort x model x fold has predictions; both paper tables list every model
+    assert set(table["model"]) == set(models) and set(table["cohort"]) == set(cohorts)
+    assert (table["n_folds"] == config["splits"]["n_folds"]).all()
+    t1 = (results / "tables" / "table1_comparison.md").read_text()
+    t2 = (results / "tables" / "table2_ablation.md").read_text()
+    for name in ("SNN", "SNNTrans", "AttnMIL", "CLAM", "TransMIL", "Porpoise", "HFBSurv", "MCAT"):
+        assert f"| {name} |" in t1, name
+    for name in ("w/o SimMe", "w/o BDCA", "w/o OT"):
+        assert name in t2, name
     md = (results / "tables" / "cindex.md").read_text()
     assert "random-init" in md
     for cohort in ["DEMO-BLCA", "DEMO-LUAD", "DEMO-UCEC"]:
@@ -152,7 +163,27 @@ def test_demo_runs_end_to_end_with_report(tmp_path: Path) -> None:
     proc = snakemake(repo, "--report", "results/report.html", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (results / "report.html").stat().st_size > 100_000
-    for name in ["cindex.md", "cindex_folds.tsv", "run_summary.md"]:
+    from report_check import check_report  # tests/ is on sys.path (pytest rootdir import mode)
+
+    names = [
+        f"{s}.{e}" for s in ("table1_comparison", "table2_ablation") for e in ("csv", "md", "tex")
+    ]
+    names += ["metrics.csv", "metrics.md", "cindex.csv", "cindex.md", "run_summary.md"]
+    names += [f"km_{c}.png" for c in cohorts]
+    check_report(
+        results / "report.html",
+        names,
+        ARTIFACTS / "report_demo.png",
+        caption_contains={"table1_comparison.md": ["random-init", "last_epoch"]},
+    )
+    for name in [
+        "cindex.md",
+        "cindex_folds.tsv",
+        "run_summary.md",
+        "table1_comparison.md",
+        "table2_ablation.md",
+        "metrics.md",
+    ]:
         src = next(results.rglob(name))
         shutil.copy2(src, ARTIFACTS / f"demo_{name}")
     shutil.copytree(results / "figures", ARTIFACTS / "demo_figures", dirs_exist_ok=True)

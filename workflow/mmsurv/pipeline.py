@@ -28,7 +28,11 @@ def tile_and_save(
     tiling: Mapping[str, Any],
     fallback_mpp: float | None = None,
 ) -> int:
-    """Segment and tile one slide with the `tiling` config, write coords h5 and QC thumbnail."""
+    """Segment and tile one slide with the `tiling` config, write coords h5 and QC thumbnail.
+
+    A slide without tissue raises (tiling.empty_policy=error) or gets an empty (0, 2) coords
+    file with attribute `empty` and a QC thumbnail (skip), so the rest of the run goes on.
+    """
     from mmsurv.wsi import SegmentationParams, save_qc_thumbnail, tile_slide, write_coords_h5
 
     result = tile_slide(
@@ -40,9 +44,13 @@ def tile_and_save(
         seg=SegmentationParams(**tiling.get("segmentation", {})),
         min_tissue_fraction=tiling["min_tissue_fraction"],
         fallback_mpp=fallback_mpp,
+        snap_to_tiles=float(tiling.get("snap_to_tiles", 0.02)),
+        empty_policy=tiling.get("empty_policy", "skip"),
     )
     write_coords_h5(coords_h5, result)
     save_qc_thumbnail(qc_png, result.thumb, result)
+    if result.attrs["empty"]:
+        log.warning("%s: no tissue tiles; empty coords file written (empty_policy=skip)", slide)
     log.info("%s: %d tiles", slide, len(result.coords))
     return len(result.coords)
 
@@ -56,29 +64,35 @@ def extract_features_batch(
     reader: str,
     threads: int = 1,
 ) -> list[int]:
-    """Encode several slides with one encoder load; one feature h5 per slide, each atomic."""
+    """Encode several slides with one encoder load and one loader; one feature h5 per slide.
+
+    The next slide's tiles are read while the current one is encoded; a slide that fails
+    (truncated file, too many unreadable tiles) is reported after the others are written.
+    """
     import torch
 
-    from mmsurv.features import create_encoder, extract_slide_features
+    from mmsurv.features import extract_features
 
     if not len(slides) == len(coords) == len(outs):
         raise ValueError(f"{len(slides)} slides, {len(coords)} coords files, {len(outs)} outputs")
     torch.set_num_threads(threads)
-    encoder = create_encoder(features["encoder"], weights=features["weights"])
-    counts = []
-    for slide, coord, out in zip(slides, coords, outs, strict=True):
-        n = extract_slide_features(
-            slide,
-            coord,
-            out,
-            encoder=encoder,
-            reader=reader,
-            batch_size=features["batch_size"],
-            num_workers=features["num_workers"],
-            device=features["device"],
-        )
-        log.info("%s: %d tiles encoded (weights: %s)", slide, n, encoder.weights_id)
-        counts.append(n)
+    counts = extract_features(
+        slides,
+        coords,
+        outs,
+        encoder=features["encoder"],
+        weights=features["weights"],
+        reader=reader,
+        batch_size=features["batch_size"],
+        num_workers=features["num_workers"],
+        device=features["device"],
+        precision=features.get("precision", "auto"),
+        channels_last=features.get("channels_last", True),
+        fast_tiles=features.get("fast_tiles", "aligned"),
+        max_bad_tile_fraction=features.get("max_bad_tile_fraction", 0.05),
+        prefetch_batches=features.get("prefetch_batches", 4),
+    )
+    log.info("%d slides, %d tiles encoded", len(counts), sum(counts))
     return counts
 
 
@@ -128,25 +142,56 @@ def make_cohort_splits(
     out_tsv: PathLike,
     n_folds: int,
     seed: int,
+    require_slides: bool = True,
+    user_split_csvs: Sequence[PathLike] | None = None,
 ) -> pd.DataFrame:
-    """Folds over the cases with slides, omics and survival; the others are listed in the log."""
+    """Folds over the cases with every required modality: stratified here, or the user's CSVs.
+
+    `require_slides=False` when no configured model uses pathology, so cases without slides
+    count. Made folds drop (and log) cases lacking a required modality; user split CSVs (MCAT
+    `splits_{k}.csv`, `val` of split k = fold k) are kept as given, so such a case is an error.
+    """
     from mmsurv.data import make_folds, read_clinical, write_splits
 
     clinical = read_clinical(clinical_tsv)
     omics_cases = set(pd.read_parquet(omics_parquet).index.astype(str))
-    by_source = {"survival": set(clinical.index), "omics": omics_cases, "slides": set(slide_cases)}
+    by_source = {"survival": set(clinical.index), "omics": omics_cases}
+    if require_slides:
+        by_source["slides"] = set(slide_cases)
+    log.info(
+        "modalities required: %s (%s)",
+        ", ".join(by_source),
+        "a configured model uses pathology"
+        if require_slides
+        else "no configured model uses pathology; cases without slides are kept",
+    )
     have = set.intersection(*by_source.values())
-    anywhere = set.union(*by_source.values())
-    for name, cases in by_source.items():
-        lacking = sorted(anywhere - cases)
-        if lacking:
-            log.warning("%d case(s) dropped for lacking %s: %s", len(lacking), name, lacking[:20])
-    if len(have) < n_folds:
-        raise ValueError(
-            f"{clinical_tsv}: only {len(have)} case(s) have slides, omics and survival; "
-            f"cannot make {n_folds} folds"
-        )
-    splits = make_folds(clinical.loc[sorted(have)], n_folds=n_folds, seed=seed)
+    if user_split_csvs:
+        from mmsurv.byo import user_folds
+
+        splits = user_folds(user_split_csvs, n_folds=n_folds, modalities=by_source)
+        unused = sorted(have - set(splits["case_id"]))
+        if unused:
+            log.warning(
+                "%d case(s) with every required modality are in no split CSV and are not used: %s",
+                len(unused),
+                unused[:20],
+            )
+        log.info("folds from the user's split CSVs: %s", [str(p) for p in user_split_csvs])
+    else:
+        anywhere = set.union(*by_source.values())
+        for name, cases in by_source.items():
+            lacking = sorted(anywhere - cases)
+            if lacking:
+                log.warning(
+                    "%d case(s) dropped for lacking %s: %s", len(lacking), name, lacking[:20]
+                )
+        if len(have) < n_folds:
+            raise ValueError(
+                f"{clinical_tsv}: only {len(have)} case(s) have {', '.join(by_source)}; "
+                f"cannot make {n_folds} folds"
+            )
+        splits = make_folds(clinical.loc[sorted(have)], n_folds=n_folds, seed=seed)
     write_splits(splits, out_tsv)
     log.info(
         "%d cases in %d folds: %s", len(splits), n_folds, splits["fold"].value_counts().to_dict()
@@ -169,15 +214,22 @@ def write_cindex_outputs(
     out_md: PathLike,
     model_order: Sequence[str],
     cohort_order: Sequence[str],
+    out_prov: PathLike | None = None,
 ) -> pd.DataFrame:
-    """Per-fold c-index TSV plus the mean +- std table (CSV, Markdown) with provenance notes."""
+    """Per-fold c-index TSV plus the mean +- std table (CSV, Markdown) with provenance notes.
+
+    ``out_prov``: where to write the reStructuredText provenance line the report caption
+    includes (encoder weights, selection policy and folds as read from the predictions).
+    """
     from mmsurv.io import atomic_path
-    from mmsurv.tables import fold_cindex, write_cindex_tables
+    from mmsurv.tables import fold_cindex, provenance_rst, write_cindex_tables
 
     preds = read_predictions(prediction_files)
     per_fold = fold_cindex(preds)
     with atomic_path(folds_tsv) as tmp:
         per_fold.to_csv(tmp, sep="\t", index=False)
+    if out_prov is not None:
+        write_text_atomic(out_prov, provenance_rst(preds))
     policies = sorted(set(preds["model_selection"]))
     n_folds = per_fold.groupby(["cohort", "model"])["fold"].nunique()
     notes = [
@@ -196,6 +248,179 @@ def write_cindex_outputs(
     return per_fold
 
 
+def read_bin_edges(prediction_files: Sequence[PathLike]) -> dict[tuple[str, str, int], list[float]]:
+    """Bin edges per (cohort, model, fold) from the meta.json beside each predictions file."""
+    edges: dict[tuple[str, str, int], list[float]] = {}
+    for f in prediction_files:
+        meta_path = Path(f).parent / "meta.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(
+                f"{meta_path} is missing: the bin edges of {f} are read from the meta.json that "
+                "training writes beside each predictions.parquet"
+            )
+        meta = json.loads(meta_path.read_text())
+        missing = [k for k in ("cohort", "model", "fold", "bin_edges") if k not in meta]
+        if missing:
+            raise ValueError(f"{meta_path} lacks key(s) {missing}")
+        edges[(str(meta["cohort"]), str(meta["model"]), int(meta["fold"]))] = [
+            float(x) for x in meta["bin_edges"]
+        ]
+    return edges
+
+
+def write_paper_tables(
+    folds_tsv: PathLike,
+    *,
+    outputs: Mapping[str, Mapping[str, PathLike]],
+    configured_models: Sequence[str],
+    cohort_order: Sequence[str],
+    published: Mapping[str, PathLike] | None = None,
+    published_map: Mapping[str, str] | None = None,
+    out_prov: PathLike | None = None,
+    ddof: int = 1,
+) -> dict[str, pd.DataFrame]:
+    """Table 1 and Table 2 of the paper (CSV, Markdown, LaTeX) from the per-fold c-index TSV.
+
+    ``outputs[key]`` maps "csv", "md" and "tex" to paths for each key of
+    :data:`mmsurv.tables.PAPER_TABLES` to write. ``published[key]`` is the CSV with the paper's
+    numbers for that table; with ``published_map`` (our cohort -> published column) the tables
+    gain paper and delta columns.
+    """
+    from mmsurv.tables import PAPER_TABLES, provenance_rst, read_published, write_paper_table
+
+    per_fold = pd.read_csv(
+        folds_tsv,
+        sep="\t",
+        dtype={"cohort": str, "model": str, "encoder_weights": str, "model_selection": str},
+        keep_default_na=False,
+        na_values={"cindex": ["", "NaN", "nan"]},
+    )
+    unknown = sorted(set(outputs) - set(PAPER_TABLES))
+    if unknown:
+        raise ValueError(f"unknown table(s) {unknown}; known: {sorted(PAPER_TABLES)}")
+    n_folds = per_fold.groupby(["cohort", "model"])["fold"].nunique()
+    policies = sorted(set(per_fold["model_selection"]))
+    notes = [
+        f"model selection: {', '.join(policies)} (the held-out fold never picks an epoch)",
+        f"mean ± sample std (ddof={ddof}) over {int(n_folds.min())}–{int(n_folds.max())} folds"
+        if len(n_folds) and n_folds.min() != n_folds.max()
+        else f"mean ± sample std (ddof={ddof}) over {int(n_folds.max()) if len(n_folds) else 0} "
+        "folds",
+    ]
+    result = {}
+    for key, paths in outputs.items():
+        pub = None
+        if published_map and published and key in published:
+            pub = read_published(published[key])
+        result[key] = write_paper_table(
+            per_fold,
+            PAPER_TABLES[key],
+            out_csv=paths["csv"],
+            out_md=paths["md"],
+            out_tex=paths["tex"],
+            configured_models=configured_models,
+            cohort_order=cohort_order,
+            published=pub,
+            published_map=published_map if pub is not None else None,
+            notes=notes,
+            ddof=ddof,
+        )
+        log.info("%s: %d rows", key, len(result[key]))
+    if out_prov is not None:
+        write_text_atomic(out_prov, provenance_rst(per_fold))
+    return result
+
+
+def write_metrics_outputs(
+    prediction_files: Sequence[PathLike],
+    *,
+    out_csv: PathLike,
+    out_md: PathLike,
+    folds_tsv: PathLike,
+    model_order: Sequence[str],
+    cohort_order: Sequence[str],
+    horizons: Sequence[float] | None = None,
+    horizon_quantiles: Sequence[float] = (0.25, 0.5, 0.75),
+    ibs_range: Sequence[float] | None = None,
+    ibs_points: int = 100,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    ci_level: float = 0.95,
+    out_prov: PathLike | None = None,
+) -> pd.DataFrame:
+    """td-AUC, integrated Brier score and bootstrap CI of the pooled c-index (CSV, Markdown).
+
+    Bin edges come from each fold's meta.json; see :func:`mmsurv.metrics.evaluate_predictions`
+    for the definitions. Per-fold values go to ``folds_tsv``. Returns the summary.
+    """
+    from mmsurv.io import atomic_path
+    from mmsurv.metrics import evaluate_predictions
+    from mmsurv.tables import derive_notes, metrics_markdown, provenance_rst
+
+    preds = read_predictions(prediction_files)
+    per_fold, summary = evaluate_predictions(
+        preds,
+        read_bin_edges(prediction_files),
+        horizons=list(horizons) if horizons else None,
+        horizon_quantiles=horizon_quantiles,
+        ibs_range=ibs_range,
+        ibs_points=ibs_points,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        ci_level=ci_level,
+        model_order=model_order,
+        cohort_order=cohort_order,
+    )
+    with atomic_path(folds_tsv) as tmp:
+        per_fold.to_csv(tmp, sep="\t", index=False, float_format="%.6f")
+    write_text_atomic(out_csv, summary.to_csv(index=False, float_format="%.6f"))
+    notes = [
+        "AUC(t): cumulative/dynamic time-dependent AUC (scikit-survival cumulative_dynamic_auc) "
+        "of the predicted death probability 1 − S(t); IBS: integrated Brier score "
+        "(scikit-survival integrated_brier_score) of the predicted survival curves, lower is "
+        "better (0.25 = predicting S = 0.5 for everyone)",
+        "S(t) is the step curve of the discrete-time model: S at the end of each time bin of "
+        "the fold (bin edges from the fold's meta.json), 1 before the first bin end",
+        "both are computed per fold on its held-out cases, with the censoring distribution "
+        "(IPCW) estimated on that fold's training cases; follow-up beyond the last training time "
+        "is censored there; shown as mean ± sample std (ddof=1) over folds, (k/n) when only k of "
+        "n folds define the value (reasons in the CSV's note column)",
+        "horizons: "
+        + (
+            "configured (evaluation.horizons)"
+            if horizons
+            else f"quantiles {list(horizon_quantiles)} of each cohort's death times "
+            "(evaluation.horizons empty)"
+        ),
+        f"c-index pooled: one c-index over all out-of-fold risks (each case scored by the fold "
+        f"that held it out), {100 * ci_level:g}% percentile bootstrap CI over cases "
+        f"({n_bootstrap} resamples, seed {seed})",
+    ]
+    flagged = summary[
+        summary["metric"].isin(["td_auc", "ibs"])
+        & summary["note"].astype(str).str.contains("fold ", regex=False)
+    ]
+    grouped: dict[tuple[str, str], list[str]] = {}  # (what, note) -> models sharing it
+    for row in flagged.itertuples():
+        what = "IBS" if row.metric == "ibs" else f"AUC({row.horizon:.4g} mo)"
+        state = (
+            "undefined"
+            if pd.isna(row.value)
+            else f"{int(row.n_folds_defined)}/{int(row.n_folds)} folds"
+        )
+        key = (f"{row.cohort} {what}, {state}", str(row.note))
+        grouped.setdefault(key, []).append(str(row.model))
+    for (head, note), models in grouped.items():
+        notes.append(f"{head} ({', '.join(models)}): {note}")
+    notes = derive_notes(
+        pd.DataFrame(columns=["cohort", "model", "fold"]), notes, predictions=preds
+    )
+    write_text_atomic(out_md, metrics_markdown(summary, notes))
+    if out_prov is not None:
+        write_text_atomic(out_prov, provenance_rst(preds))
+    return summary
+
+
 def km_figure_from_predictions(
     prediction_files: Sequence[PathLike],
     *,
@@ -207,12 +432,19 @@ def km_figure_from_predictions(
     maxprop: float = 0.9,
     n_perm: int = 1000,
     seed: int = 0,
+    out_prov: PathLike | None = None,
 ) -> dict[str, Any]:
-    """Pool out-of-fold risks, split at the maxstat cutpoint, draw KM and save the statistics."""
+    """Pool out-of-fold risks, split at the maxstat cutpoint, draw KM and save the statistics.
+
+    ``out_prov``: optional reStructuredText provenance line for the report caption.
+    """
     from mmsurv.plots import plot_km
     from mmsurv.stats import km_groups
+    from mmsurv.tables import provenance_rst
 
     preds = read_predictions(prediction_files)
+    if out_prov is not None:
+        write_text_atomic(out_prov, provenance_rst(preds))
     dup = preds["case_id"][preds["case_id"].duplicated()].unique()
     if len(dup):
         raise ValueError(f"{cohort}: case(s) scored by more than one fold: {list(dup[:10])}")
@@ -251,8 +483,13 @@ def write_run_summary(
     cindex_csv: PathLike,
     km_stats: Sequence[PathLike],
     splits: Sequence[PathLike],
+    metrics_csv: PathLike | None = None,
 ) -> None:
-    """A one-page Markdown summary of the run's provenance, cohorts, table and KM statistics."""
+    """A one-page Markdown summary of the run's provenance, cohorts, tables and KM statistics.
+
+    With ``metrics_csv`` (the metrics table's CSV) the pooled c-index and its bootstrap CI,
+    the td-AUCs and the IBS are listed too.
+    """
     weights = config["features"].get("weights") or "random-init"
     lines = [
         f"# mmsurv run `{config.get('run_name', 'mmsurv')}`",
@@ -279,4 +516,9 @@ def write_run_summary(
     keys = ["cohort", "model", "cutpoint", "statistic", "p_maxstat_lau92", "p_maxstat_perm"]
     keys += ["logrank_p", "n_low", "n_high"]
     lines.append(pd.DataFrame(rows)[keys].to_markdown(index=False))
+    if metrics_csv is not None:
+        metrics = pd.read_csv(metrics_csv)
+        keys = ["cohort", "model", "metric", "horizon", "value", "std", "ci_low", "ci_high"]
+        lines += ["", "## More metrics (pooled c-index CI, td-AUC, IBS)", ""]
+        lines.append(metrics[keys].to_markdown(index=False, floatfmt=".3f"))
     write_text_atomic(out_md, "\n".join(lines) + "\n")

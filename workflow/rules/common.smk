@@ -4,7 +4,8 @@ import re
 
 from snakemake.utils import validate
 
-from mmsurv.io import read_slide_sheet
+from mmsurv.byo import check_byo_config, for_cohort
+from mmsurv.io import empty_slide_sheet, read_slide_sheet
 from mmsurv.model_catalog import model_inputs
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -31,8 +32,27 @@ if config["evaluation"]["km_model"] not in MODELS:
         f"training.models {MODELS}"
     )
 
-samples = read_slide_sheet(config["samples"], COHORTS)
-validate(samples, schema="../schemas/samples.schema.yaml")
+# Models that use pathology need slides; without them a cohort may have none (genomics only).
+PATH_MODELS = [m for m in MODELS if "path" in model_inputs(m)]
+
+# Bring-your-own MCAT-style tables (data_source local, docs/byo.md).
+BYO = config["byo"]
+BYO_TABLES = BYO["tables"] if config["data_source"] == "local" else {}
+check_byo_config(config, PATH_MODELS)
+
+# The sheet is written by a first step and read on the next invocation; until then only that
+# step is planned: the `manifest` target (tcga), or `byo_slide_sheet` (byo.slide_dir set).
+AWAITING_SHEET = not os.path.exists(config["samples"]) and (
+    config["data_source"] == "tcga"
+    or (bool(BYO_TABLES) and BYO["slide_dir"] is not None and bool(PATH_MODELS))
+)
+if AWAITING_SHEET:
+    samples = empty_slide_sheet()
+else:
+    samples = read_slide_sheet(
+        config["samples"], COHORTS, require_slides=bool(PATH_MODELS)
+    )
+    validate(samples, schema="../schemas/samples.schema.yaml")
 
 
 def _alternatives(values):
@@ -94,6 +114,19 @@ def get_cohort_slide_table(wildcards):
     return [tuple(r) for r in rows.itertuples(index=False)]
 
 
+def get_byo_table(wildcards):
+    """The MCAT-style table of one cohort (byo.tables)."""
+    return BYO_TABLES[wildcards.cohort]
+
+
+def get_split_csvs(wildcards):
+    """The user's split CSVs of a cohort (splits.source user), else none."""
+    if config["splits"]["source"] != "user":
+        return []
+    split_dir = for_cohort(BYO["splits_dir"], wildcards.cohort)
+    return [f"{split_dir}/splits_{k}.csv" for k in FOLDS]
+
+
 def get_train_inputs(wildcards):
     """Inputs of one cancer x model x fold job; pathology bags only for models that use them."""
     cohort = wildcards.cohort
@@ -124,10 +157,42 @@ def get_km_predictions(wildcards):
 
 
 def get_final_outputs():
-    """The final targets: tables, KM figures and the run summary."""
+    """The final targets: c-index, Table 1/2 and metrics tables, KM figures, run summary."""
+    if AWAITING_SHEET:
+        return [config["samples"]]
     return [
         f"{OUT}/tables/cindex.csv",
         f"{OUT}/tables/cindex.md",
+        *[
+            f"{OUT}/tables/{stem}.{ext}"
+            for stem in ("table1_comparison", "table2_ablation")
+            for ext in ("csv", "md", "tex")
+        ],
+        f"{OUT}/tables/metrics.csv",
+        f"{OUT}/tables/metrics.md",
         f"{OUT}/run_summary.md",
         *[f"{OUT}/figures/km_{c}.png" for c in COHORTS],
     ]
+
+
+def get_gdc_file(wildcards):
+    """GDC file id, md5 and size of one slide, from the slide sheet's manifest columns."""
+    row = samples.loc[wildcards.slide]
+    needed = ("file_id", "md5sum", "file_size")
+    missing = [c for c in needed if c not in row.index or row[c] != row[c]]  # NaN
+    if missing:
+        raise ValueError(
+            f"slide sheet {config['samples']}: slide {wildcards.slide} has no {missing}; "
+            "write the sheet with `snakemake manifest --configfile config/tcga.yaml` or "
+            "`python -m mmsurv.gdc manifest` (docs/tcga.md)"
+        )
+    if row["file_id"] != wildcards.file_id:
+        raise ValueError(
+            f"slide sheet {config['samples']}: slide {wildcards.slide} is GDC file "
+            f"{row['file_id']}, not {wildcards.file_id} as its path says"
+        )
+    return {
+        "file_id": row["file_id"],
+        "md5sum": str(row["md5sum"]),
+        "file_size": int(row["file_size"]),
+    }
