@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import re
+
 import h5py
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from mmsurv import features, wsi
+from mmsurv import features, synth, wsi
+from mmsurv.io import py_value
 from mmsurv.wsi import SegmentationParams, tile_slide
 
 torch.set_num_threads(1)
 SEG = SegmentationParams(a_t=1.0, a_h=1.0)  # the tiny slide is smaller than CLAM's a_t
+
+
+class TinyEncoder(features.Encoder):
+    """A 16-d conv encoder: cheap enough to test the loader on every tile of a slide."""
+
+    name = "tiny"
+    dim = 16
+
+    def _build(self) -> nn.Module:
+        """One strided conv, ReLU and average pooling."""
+        return nn.Sequential(
+            nn.Conv2d(3, 16, 8, stride=8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, 16)."""
+        return self.net(x)
 
 
 @pytest.fixture(scope="module")
@@ -120,21 +141,24 @@ def test_extract_outputs(synth_slides, tiny_coords, tmp_path):
 
 
 def test_interrupted_extraction_leaves_nothing(synth_slides, tiny_coords, tmp_path, monkeypatch):
+    enc = TinyEncoder()
     calls = {"n": 0}
-    real = features.read_tile
+    real = enc._embed
 
-    def flaky(*args, **kwargs):
+    def killed(x):
         calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError("Corrupt JPEG data")
-        return real(*args, **kwargs)
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the job is killed while encoding the second batch
+        return real(x)
 
-    monkeypatch.setattr(features, "read_tile", flaky)
+    monkeypatch.setattr(enc, "_embed", killed)
     out = tmp_path / "killed" / "tiny.h5"
     out.parent.mkdir()
-    with pytest.raises(OSError, match="Corrupt JPEG"):
-        features.extract_slide_features(synth_slides.tiny, tiny_coords, out, batch_size=2)
-    assert not out.exists() and list(out.parent.iterdir()) == []
+    with pytest.raises(KeyboardInterrupt):
+        features.extract_slide_features(
+            synth_slides.tiny, tiny_coords, out, encoder=enc, batch_size=2
+        )
+    assert calls["n"] == 2 and not out.exists() and list(out.parent.iterdir()) == []
 
 
 def test_empty_coords(synth_slides, tmp_path):
@@ -154,3 +178,230 @@ def test_missing_inputs(synth_slides, tiny_coords, tmp_path):
         features.extract_slide_features(tmp_path / "nope.svs", tiny_coords, tmp_path / "o.h5")
     with pytest.raises(FileNotFoundError, match="nope.h5"):
         features.extract_slide_features(synth_slides.tiny, tmp_path / "nope.h5", tmp_path / "o.h5")
+
+
+@pytest.fixture(scope="module")
+def aperio(synth_slides, tmp_path_factory):
+    """The 20x field with Aperio-style JPEG tiles, its coords h5 and one of its first 4 tiles."""
+    d = tmp_path_factory.mktemp("aperio")
+    slide = d / "s20_aperio.svs"
+    synth.write_svs(
+        slide, synth_slides.rgb20, mpp=0.5, app_mag=20, downsamples=(1, 4), jpeg_style="aperio"
+    )
+    result = tile_slide(slide)
+    coords = d / "s20_aperio.h5"
+    wsi.write_coords_h5(coords, result)
+    four = wsi.TilingResult(result.coords[:4].copy(), dict(result.attrs), None, None, (1, 1), 0)
+    wsi.write_coords_h5(d / "four.h5", four)
+    return slide, coords, d / "four.h5"
+
+
+def _read(path):
+    """features, coords and attrs of a feature h5."""
+    with h5py.File(path) as f:
+        attrs = {k: py_value(v) for k, v in f.attrs.items()}
+        return f["features"][()], f["coords"][()], attrs, f["bad_tiles"][()]
+
+
+def test_fast_and_general_paths_agree(aperio, tmp_path):
+    slide, _, coords = aperio
+    enc = features.create_encoder("resnet50_trunc")
+    n = features.extract_slide_features(slide, coords, tmp_path / "fast.h5", encoder=enc)
+    features.extract_slide_features(
+        slide, coords, tmp_path / "slow.h5", encoder=enc, fast_tiles="never"
+    )
+    fast, c1, a1, _ = _read(tmp_path / "fast.h5")
+    slow, c2, a2, _ = _read(tmp_path / "slow.h5")
+    assert n == 4 and a1["n_fast_tiles"] == n and a2["n_fast_tiles"] == 0
+    np.testing.assert_array_equal(c1, c2)
+    # identical pixels (tests/test_tileread.py), so features agree to float rounding
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
+    assert a1["reader"] == "openslide" and a1["precision"] == "fp32" and a1["n_bad_tiles"] == 0
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_one_loader_over_several_slides(synth_slides, tiny_coords, aperio, tmp_path, num_workers):
+    slide_a, coords_a, _ = aperio
+    s20_coords = tmp_path / "s20.h5"
+    wsi.write_coords_h5(s20_coords, tile_slide(synth_slides.s20))
+    with pytest.warns(UserWarning, match="white.svs"):
+        white = tile_slide(synth_slides.white)
+    wsi.write_coords_h5(tmp_path / "white.h5", white)
+    enc = TinyEncoder()
+    slides = [synth_slides.tiny, synth_slides.white, slide_a, synth_slides.s20]
+    coords = [tiny_coords, tmp_path / "white.h5", coords_a, s20_coords]
+    outs = [tmp_path / "batch" / f"{i}.h5" for i in range(4)]
+    counts = features.extract_features(
+        slides, coords, outs, encoder=enc, batch_size=5, num_workers=num_workers
+    )
+    assert counts[1] == 0 and all(c > 2 for i, c in enumerate(counts) if i != 1)
+    assert sorted(p.name for p in outs[0].parent.iterdir()) == ["0.h5", "1.h5", "2.h5", "3.h5"]
+    for i in (0, 2, 3):  # the same features as one slide at a time, in coords order
+        single = tmp_path / f"single{i}.h5"
+        features.extract_slide_features(slides[i], coords[i], single, encoder=enc, batch_size=3)
+        got, got_coords, attrs, _ = _read(outs[i])
+        want, _, _, _ = _read(single)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got_coords, wsi.read_coords_h5(coords[i])[0])
+        assert attrs["n_fast_tiles"] == counts[i]  # JPEG tiles on the patch grid: all fast
+    empty, empty_coords, attrs, _ = _read(outs[1])
+    assert empty.shape == (0, 16) and empty_coords.shape == (0, 2) and attrs["encoder"] == "tiny"
+
+
+def _zero_tile_features(enc):
+    """What the encoder makes of an all-zero tile (the stand-in for an unreadable one)."""
+    mean = torch.tensor(enc.mean).view(1, 3, 1, 1) * 255
+    std = torch.tensor(enc.std).view(1, 3, 1, 1) * 255
+    with torch.inference_mode():
+        return enc((torch.zeros(1, 3, 224, 224) - mean) / std).numpy()[0]
+
+
+@pytest.mark.parametrize("fast_tiles", ["aligned", "never"])
+def test_corrupt_tile_is_counted_and_replaced(aperio, tmp_path, fast_tiles):
+    slide, coords_h5, _ = aperio
+    coords, _ = wsi.read_coords_h5(coords_h5)
+    bad = tmp_path / "corrupt.svs"
+    bad.write_bytes(slide.read_bytes())
+    with wsi.open_slide(slide) as s:
+        n_cols = -(-s.dimensions[0] // 256)
+    x, y = coords[1] // 256
+    synth.corrupt_tiles(bad, [int(y * n_cols + x)])  # the stored tile under patch 1
+    enc = TinyEncoder()
+    features.extract_slide_features(slide, coords_h5, tmp_path / "clean.h5", encoder=enc)
+    with pytest.warns(UserWarning, match=r"corrupt.svs: 1 of \d+ tiles unreadable"):
+        features.extract_slide_features(
+            bad,
+            coords_h5,
+            tmp_path / "bad.h5",
+            encoder=enc,
+            fast_tiles=fast_tiles,
+            max_bad_tile_fraction=0.5,
+            batch_size=2,
+        )
+    clean, _, _, _ = _read(tmp_path / "clean.h5")
+    got, _, attrs, bad_tiles = _read(tmp_path / "bad.h5")
+    assert attrs["n_bad_tiles"] == 1 and bad_tiles.tolist() == [1]
+    np.testing.assert_allclose(got[1], _zero_tile_features(enc), rtol=1e-5, atol=1e-6)
+    # the other tiles are unharmed: openslide's handle is reopened after its error
+    keep = np.arange(len(got)) != 1
+    np.testing.assert_allclose(got[keep], clean[keep], rtol=1e-5, atol=1e-6)
+
+
+def test_slide_failures_name_the_slide_and_spare_the_others(aperio, tmp_path):
+    slide, coords_h5, _ = aperio
+    coords, _ = wsi.read_coords_h5(coords_h5)
+    bad = tmp_path / "corrupt.svs"
+    bad.write_bytes(slide.read_bytes())
+    with wsi.open_slide(slide) as s:
+        n_cols = -(-s.dimensions[0] // 256)
+    synth.corrupt_tiles(bad, [int(y * n_cols + x) for x, y in coords // 256])  # every tile
+    cut = tmp_path / "cut.svs"
+    cut.write_bytes(slide.read_bytes())
+    synth.truncate_file(cut, 0.5)
+    outs = [tmp_path / "out" / f"{k}.h5" for k in ("good", "corrupt", "cut")]
+    with pytest.raises(wsi.SlideError) as info:
+        features.extract_features(
+            [slide, bad, cut], [coords_h5] * 3, outs, encoder=TinyEncoder(), batch_size=4
+        )
+    msg = str(info.value)
+    assert "2 of 3 slide(s) failed" in msg
+    assert re.search(r"corrupt.svs: \d+ of \d+ tiles unreadable \(100.0% > ", msg)
+    assert "max_bad_tile_fraction=0.05" in msg
+    assert re.search(r"cut.svs: slide file .*cut.svs is truncated", msg)
+    assert [p.name for p in outs[0].parent.iterdir()] == ["good.h5"]  # written, the rest not
+
+
+def test_empty_policy(synth_slides, tmp_path):
+    with pytest.raises(wsi.EmptySlideError, match=r"white.svs: no tissue tiles .*=error"):
+        tile_slide(synth_slides.white, empty_policy="error")
+    from mmsurv.pipeline import tile_and_save
+
+    tiling = {
+        "reader": "openslide",
+        "patch_size": 256,
+        "target_magnification": 20,
+        "mag_tolerance": 0.1,
+        "min_tissue_fraction": 0.5,
+        "empty_policy": "skip",
+    }
+    with pytest.warns(UserWarning, match="white.svs: no tissue tiles"):
+        n = tile_and_save(
+            synth_slides.white,
+            coords_h5=tmp_path / "w.h5",
+            qc_png=tmp_path / "w.png",
+            tiling=tiling,
+        )
+    coords, attrs = wsi.read_coords_h5(tmp_path / "w.h5")
+    assert n == 0 and coords.shape == (0, 2) and attrs["empty"] is True
+    assert (tmp_path / "w.png").is_file()
+    with pytest.raises(wsi.EmptySlideError, match="white.svs"):
+        tile_and_save(
+            synth_slides.white,
+            coords_h5=tmp_path / "e.h5",
+            qc_png=tmp_path / "e.png",
+            tiling={**tiling, "empty_policy": "error"},
+        )
+    assert not (tmp_path / "e.h5").exists()
+
+
+def test_zero_patch_slides_in_case_bags(synth_slides, tiny_coords, tmp_path):
+    # what the bag stage (mmsurv.pipeline.build_case_bags) makes of a 0-patch slide
+    from mmsurv.data import BagStore
+    from mmsurv.pipeline import build_case_bags
+
+    with pytest.warns(UserWarning):
+        wsi.write_coords_h5(tmp_path / "white.h5", tile_slide(synth_slides.white))
+    enc = TinyEncoder()
+    tiny_out, white_out = tmp_path / "f" / "tiny.h5", tmp_path / "f" / "white.h5"
+    n = features.extract_slide_features(synth_slides.tiny, tiny_coords, tiny_out, encoder=enc)
+    features.extract_slide_features(
+        synth_slides.white, tmp_path / "white.h5", white_out, encoder=enc
+    )
+    table = [("case-a", "tiny"), ("case-a", "white"), ("case-b", "white")]
+    with pytest.warns(UserWarning, match="case-b: no patches"):
+        build_case_bags([tiny_out, white_out], table, tmp_path / "bags.h5")
+    with BagStore(tmp_path / "bags.h5") as store:
+        assert store.n_patches("case-a") == n  # the empty slide adds nothing
+        assert store.n_patches("case-b") == 0 and store["case-b"].shape == (0, 16)
+
+
+def test_precision_resolution(caplog):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert features._autocast_dtype("auto", cpu) is None
+    with caplog.at_level("WARNING", logger="mmsurv.features"):
+        assert features._autocast_dtype("bf16", cpu) is None
+    assert "CUDA only" in caplog.text
+    assert features._autocast_dtype("fp16", cuda) is torch.float16
+    assert features._autocast_dtype("bf16", cuda) is torch.bfloat16
+    assert features._autocast_dtype("fp32", cuda) is None
+    with pytest.raises(ValueError, match="fp32"):
+        features._autocast_dtype("int8", cpu)
+
+
+def test_resize_on_device_matches_loader_resize(aperio, tmp_path):
+    # on CUDA the loader delivers 256 px patches and the GPU resizes them to 224 (antialiased
+    # bilinear); on CPU cv2 INTER_AREA does it in the loader. Both are area-like filters.
+    slide, coords, _ = aperio
+    enc = TinyEncoder()
+    outs = {}
+    for on_device in (False, True):
+        out = tmp_path / f"{on_device}.h5"
+        features.extract_slide_features(
+            slide, coords, out, encoder=enc, resize_on_device=on_device, batch_size=8
+        )
+        outs[on_device] = _read(out)
+    (a, _, attrs_a, _), (b, _, attrs_b, _) = outs[False], outs[True]
+    assert attrs_a["input_resize"] == "cv2-area"
+    assert attrs_b["input_resize"] == "torch-bilinear-antialias"
+    assert not np.array_equal(a, b)  # really two code paths
+    scale = np.abs(a).mean()
+    assert np.abs(a - b).max() < 0.02 * scale
+    dataset = features.TileBatches(
+        [features.SlideJob(str(slide), *wsi.read_coords_h5(coords), tmp_path / "x.h5")],
+        batch_size=4,
+        input_size=None,
+    )
+    assert (
+        dataset[0]["tiles"].shape == (4, 256, 256, 3) and dataset[0]["tiles"].dtype == torch.uint8
+    )
+    dataset.close()

@@ -171,3 +171,16 @@ def test_coords_h5_roundtrip_and_qc(tmp_path, synth_slides):
     assert red.any() and green.any() and blue.any()
     with pytest.raises(FileNotFoundError, match="missing.h5"):
         wsi.read_coords_h5(tmp_path / "missing.h5")
+
+
+def test_tiling_records_magnification_and_emptiness(synth_slides):
+    r40 = tile_slide(synth_slides.s40)
+    assert r40.attrs["effective_magnification"] == pytest.approx(20.0)
+    assert r40.attrs["empty"] is False
+    with pytest.raises(ValueError, match="empty_policy"):
+        tile_slide(synth_slides.s20, empty_policy="ignore")
+    with pytest.raises(ValueError, match="snap_to_tiles"):
+        tile_slide(synth_slides.s20, snap_to_tiles=0.6)
+    with pytest.warns(UserWarning, match=r"white.svs: no tissue tiles .*empty_policy=skip"):
+        r = tile_slide(synth_slides.white)
+    assert r.attrs["empty"] is True and r.attrs["n_tiles"] == 0

@@ -2,28 +2,56 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+import queue
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+import tifffile
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from mmsurv.io import atomic_path
-from mmsurv.wsi import Reader, open_slide, read_coords_h5, read_tile
+from mmsurv.tileread import (
+    FAST_MODES,
+    FastMode,
+    RawTileReader,
+    TileReadError,
+    TileUnavailable,
+    fast_read_mask,
+)
+from mmsurv.wsi import (
+    Reader,
+    SlideError,
+    open_slide,
+    read_coords_h5,
+    read_patch_region,
+    resize_patch,
+    verify_slide_file,
+)
 
 __all__ = [
     "Encoder",
     "register_encoder",
     "create_encoder",
     "list_encoders",
+    "extract_features",
     "extract_slide_features",
+    "SlideJob",
+    "TileBatches",
+    "PRECISIONS",
+    "normalisation",
+    "prepare_batch",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
 ]
@@ -205,50 +233,174 @@ class ResNet50(Encoder):
 # Extraction
 # --------------------------------------------------------------------------------------------
 
+#: Errors a reader or decoder raises on a bad tile (libjpeg: RuntimeError; openslide: its own).
+_TILE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, LookupError)
+try:
+    import openslide
 
-class _TileDataset(Dataset):
-    """Tiles of one slide as uint8 CHW tensors; the slide is opened once per worker (lazily)."""
+    _TILE_ERRORS += (openslide.OpenSlideError,)
+except ImportError:  # pragma: no cover - openslide is a dependency
+    pass
+
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class SlideJob:
+    """One slide to encode: its file, tile coords and tiling attrs, and its output path."""
+
+    slide: str
+    coords: np.ndarray
+    attrs: dict[str, Any]
+    out: Path
+
+
+class _SlideState:
+    """Reading state of one slide in one process: reader handle, raw tiles, fast-path mask."""
+
+    def __init__(
+        self, job: SlideJob, reader: Reader, fast_tiles: FastMode, size: int | None
+    ) -> None:
+        self.job, self.reader = job, reader
+        self.level = int(job.attrs["read_level"])
+        self.read_size = int(job.attrs["read_size"])
+        self.patch_size = int(job.attrs["patch_size"])
+        self.size = self.patch_size if size is None else int(size)
+        self.handle: Any = open_slide(job.slide, reader)
+        self.downsample = float(self.handle.level_downsamples[self.level])
+        self.raw: RawTileReader | None = None
+        self.fast = np.zeros(len(job.coords), dtype=bool)
+        if fast_tiles != "never":
+            try:
+                self.raw = RawTileReader(job.slide, self.handle.level_dimensions)
+            except (tifffile.TiffFileError, OSError, ValueError) as err:  # not a TIFF: general
+                log.debug("slide %s: no raw tile access (%s)", job.slide, err)
+            else:
+                self.fast = fast_read_mask(
+                    job.coords,
+                    read_level=self.level,
+                    read_size=self.read_size,
+                    downsample=self.downsample,
+                    level=self.raw.level(self.level),
+                    mode=fast_tiles,
+                )
+
+    def read(self, j: int) -> tuple[np.ndarray, bool]:
+        """Tile j at the encoder's input size and whether the raw-tile path served it."""
+        x, y = (int(v) for v in self.job.coords[j])
+        region, fast = None, False
+        if self.fast[j] and self.raw is not None:
+            try:
+                px, py = round(x / self.downsample), round(y / self.downsample)
+                region = self.raw.read_region(self.level, px, py, self.read_size, self.read_size)
+                fast = True
+            except TileUnavailable:
+                pass
+            except TileReadError as err:  # corrupt tile: the general path decides
+                log.debug("%s", err)
+        if region is None:
+            try:
+                region = read_patch_region(self.handle, (x, y), self.job.attrs)
+            except _TILE_ERRORS:
+                self._reopen()  # openslide refuses every read after one error
+                raise
+        tile = resize_patch(region, self.patch_size)
+        return resize_patch(tile, self.size), fast
+
+    def _reopen(self) -> None:
+        """Replace the reader handle (an openslide handle is unusable after a read error)."""
+        self.handle.close()
+        self.handle = open_slide(self.job.slide, self.reader)
+
+    def close(self) -> None:
+        """Close the reader handle and the raw tile reader."""
+        self.handle.close()
+        if self.raw is not None:
+            self.raw.close()
+
+
+class TileBatches(Dataset):
+    """Item i = one batch of tiles of one slide, as uint8 (B, S, S, 3) plus read statistics.
+
+    S is `input_size`, or the slide's patch size when None (the caller then resizes on the
+    device, which is cheaper than cv2 on the loader's cores when a GPU encodes).
+
+    Items run through the slides in order, so a DataLoader with workers (or the background
+    thread of `extract_features`) reads the next slide's tiles while the current one is
+    encoded. Each process opens a slide once, when it first reads from it, and closes it when
+    it moves to the next. A tile that cannot be read is replaced by zeros and reported in
+    `bad` (indices within the slide); the caller decides whether the slide is still usable.
+    """
 
     def __init__(
         self,
-        slide_path: str,
-        coords: np.ndarray,
-        attrs: dict[str, Any],
-        reader: Reader,
-        input_size: int,
+        jobs: Sequence[SlideJob],
+        *,
+        batch_size: int,
+        reader: Reader = "openslide",
+        input_size: int | None = 224,
+        fast_tiles: FastMode = "aligned",
     ) -> None:
-        self.slide_path = slide_path
-        self.coords = coords
-        self.attrs = attrs
-        self.reader = reader
-        self.input_size = input_size
-        self._slide: Any = None
-        self._pid: int | None = None
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if fast_tiles not in FAST_MODES:
+            raise ValueError(f"fast_tiles must be one of {FAST_MODES}, got {fast_tiles!r}")
+        self.jobs = list(jobs)
+        self.reader, self.input_size, self.fast_tiles = reader, input_size, fast_tiles
+        self.items = [
+            (k, start, min(start + batch_size, len(job.coords)))
+            for k, job in enumerate(self.jobs)
+            for start in range(0, len(job.coords), batch_size)
+        ]
+        self._state: tuple[int, int, _SlideState] | None = None  # (pid, slide index, state)
 
     def __len__(self) -> int:
-        return len(self.coords)
+        return len(self.items)
 
-    def _get_slide(self) -> Any:
-        """The slide handle of this process (opened on first use)."""
-        if self._slide is None or self._pid != os.getpid():
-            self._slide = open_slide(self.slide_path, self.reader)
-            self._pid = os.getpid()
-        return self._slide
+    def _slide(self, k: int) -> _SlideState:
+        """This process's reading state for slide k (opened on first use)."""
+        pid = os.getpid()
+        if self._state is not None and self._state[:2] == (pid, k):
+            return self._state[2]
+        if self._state is not None and self._state[0] == pid:
+            self._state[2].close()
+        state = _SlideState(self.jobs[k], self.reader, self.fast_tiles, self.input_size)
+        self._state = (pid, k, state)
+        return state
 
-    def __getitem__(self, idx: int) -> torch.Tensor:
-        import cv2
-
-        tile = read_tile(self._get_slide(), self.coords[idx], self.attrs)
-        if tile.shape[0] != self.input_size:
-            interp = cv2.INTER_AREA if tile.shape[0] > self.input_size else cv2.INTER_LINEAR
-            tile = cv2.resize(tile, (self.input_size, self.input_size), interpolation=interp)
-        return torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1)))
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        k, start, stop = self.items[i]
+        state = self._slide(k)
+        size = state.size
+        buf = torch.empty((stop - start, size, size, 3), dtype=torch.uint8)
+        if get_worker_info() is not None:
+            buf.share_memory_()  # filled in place, so the DataLoader sends it without a copy
+        tiles = buf.numpy()
+        bad: list[int] = []
+        n_fast, error = 0, ""
+        for r, j in enumerate(range(start, stop)):
+            try:
+                tiles[r], fast = state.read(j)
+            except _TILE_ERRORS as err:
+                tiles[r] = 0
+                bad.append(j)
+                error = error or f"tile {j} at {tuple(state.job.coords[j])}: {err}"
+                continue
+            n_fast += int(fast)
+        return {
+            "slide": k,
+            "start": start,
+            "tiles": buf,
+            "bad": torch.tensor(bad, dtype=torch.int64),
+            "n_fast": n_fast,
+            "error": error,
+        }
 
     def close(self) -> None:
-        """Close this process's slide handle."""
-        if self._slide is not None:
-            self._slide.close()
-            self._slide = None
+        """Close the slide this process has open."""
+        if self._state is not None and self._state[0] == os.getpid():
+            self._state[2].close()
+        self._state = None
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -258,10 +410,127 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def extract_slide_features(
-    slide_path: str | os.PathLike[str],
-    coords_h5: str | os.PathLike[str],
-    out_h5: str | os.PathLike[str],
+def normalisation(enc: Encoder, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) of shape (3,) mapping uint8 pixels to the encoder's normalised input."""
+    std = torch.tensor(enc.std, dtype=torch.float32, device=dev) * 255.0
+    mean = torch.tensor(enc.mean, dtype=torch.float32, device=dev) * 255.0
+    return 1.0 / std, -mean / std
+
+
+def prepare_batch(
+    tiles: torch.Tensor, size: int, scale: torch.Tensor, shift: torch.Tensor
+) -> torch.Tensor:
+    """uint8 (B, S, S, 3) tiles -> normalised float (B, 3, size, size), channels_last.
+
+    Normalising in NHWC order with in-place ops is ~2.5x cheaper on CPU than broadcasting
+    over an NCHW view; the permuted result is channels_last without a copy. Tiles of another
+    size are resized first with antialiased bilinear interpolation (on the tiles' device).
+    """
+    if tiles.shape[1] != size or tiles.shape[2] != size:
+        x = tiles.permute(0, 3, 1, 2).float()
+        x = nn.functional.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+        x = x.mul_(scale.view(1, 3, 1, 1)).add_(shift.view(1, 3, 1, 1))
+        return x.contiguous(memory_format=torch.channels_last)
+    return tiles.float().mul_(scale).add_(shift).permute(0, 3, 1, 2)
+
+
+def _autocast_dtype(precision: str, dev: torch.device) -> torch.dtype | None:
+    """The autocast dtype: bf16/fp16 on CUDA only ('auto' = bf16 where supported); else None."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if dev.type != "cuda":
+        if precision in ("bf16", "fp16"):
+            log.warning("precision %s applies on CUDA only; encoding in fp32 on %s", precision, dev)
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+class _Raised:
+    """An exception carried from the prefetch thread to the consumer."""
+
+    def __init__(self, err: BaseException) -> None:
+        self.err = err
+
+
+def _prefetched(items: Iterable[Any], depth: int, pin: bool) -> Iterator[Any]:
+    """Iterate `items` in a background thread, `depth` ahead (readers release the GIL)."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if pin:
+                    item["tiles"] = item["tiles"].pin_memory()
+                if not put(item):
+                    return
+        except BaseException as err:  # noqa: BLE001 - re-raised in the consumer
+            put(_Raised(err))
+        else:
+            put(done)
+
+    thread = threading.Thread(target=produce, name="tile-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, _Raised):
+                raise item.err
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def _write_features(job: SlideJob, feats: np.ndarray, enc: Encoder, extra: dict[str, Any]) -> None:
+    """Write one slide's feature h5 (features, coords, provenance) to a temp name, then rename."""
+    attrs = job.attrs
+    with atomic_path(job.out) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("features", data=np.asarray(feats, np.float32).reshape(-1, enc.dim))
+        dset = f.create_dataset("coords", data=job.coords.astype(np.int64).reshape(-1, 2))
+        for key, value in attrs.items():
+            dset.attrs[key] = value
+        f.create_dataset("bad_tiles", data=np.asarray(extra.pop("bad_tiles", []), np.int64))
+        f.attrs["encoder"] = enc.name
+        f.attrs["weights"] = enc.weights_id
+        f.attrs["feature_dim"] = int(enc.dim)
+        f.attrs["target_magnification"] = float(attrs.get("target_magnification", np.nan))
+        f.attrs["patch_size"] = int(attrs["patch_size"])
+        f.attrs["n_tiles"] = int(len(job.coords))
+        for key, value in extra.items():
+            f.attrs[key] = value
+
+
+def _load_job(
+    slide: str | os.PathLike[str], coords_h5: str | os.PathLike[str], out: Any
+) -> SlideJob:
+    """Read a slide's coords and check its files exist (missing inputs are config errors)."""
+    coords, attrs = read_coords_h5(coords_h5)
+    if not Path(slide).is_file():
+        raise FileNotFoundError(f"slide file not found: {slide}")
+    return SlideJob(str(slide), coords, attrs, Path(out))
+
+
+def extract_features(
+    slides: Sequence[str | os.PathLike[str]],
+    coords_h5: Sequence[str | os.PathLike[str]],
+    out_h5: Sequence[str | os.PathLike[str]],
     *,
     encoder: str | Encoder = "resnet50_trunc",
     weights: str | None = None,
@@ -269,72 +538,229 @@ def extract_slide_features(
     batch_size: int = 64,
     num_workers: int = 0,
     device: str = "auto",
-) -> int:
-    """Encode every tile of a coords file into `out_h5` (features + coords); return N.
+    precision: str = "auto",
+    channels_last: bool = True,
+    fast_tiles: FastMode = "aligned",
+    max_bad_tile_fraction: float = 0.05,
+    prefetch_batches: int = 4,
+    resize_on_device: bool | None = None,
+) -> list[int]:
+    """Encode the tiles of several slides with one encoder and one loader; one h5 per slide.
 
-    `encoder` is a registered name (built with `weights`) or an already built Encoder, so
-    that a batch of slides loads the network once. Tiles are read at the target
-    magnification, resized to the encoder's input size and ImageNet-normalised on the device.
-    The output is written to a temp file and renamed only when complete, so an interrupted
-    extraction leaves nothing at `out_h5`.
+    The loader runs through all slides' tile batches in order, so the next slide is read while
+    the current one is encoded (DataLoader workers, or a background thread when
+    `num_workers=0`). Tiles come from the raw JPEG tiles where `fast_tiles` allows
+    (mmsurv.tileread), else from the reader's `read_region`. On CUDA, batches are pinned and
+    copied asynchronously and the encoder runs under autocast (`precision`). A tile that
+    cannot be read is replaced by zeros and listed in the output's `bad_tiles`; a slide with
+    more than `max_bad_tile_fraction` bad tiles, a truncated or unreadable slide fails without
+    an output, after the other slides are written, with a SlideError naming each failed slide.
+    Each output is written to a temp name and renamed when complete. Returns tiles per slide.
+    `resize_on_device` (default: on CUDA) resizes patches to the encoder input on the device.
     """
-    slide_path, out_h5 = str(slide_path), Path(out_h5)
-    coords, attrs = read_coords_h5(coords_h5)
-    if not Path(slide_path).is_file():
-        raise FileNotFoundError(f"slide file not found: {slide_path}")
+    if not len(slides) == len(coords_h5) == len(out_h5):
+        raise ValueError(
+            f"{len(slides)} slides, {len(coords_h5)} coords files, {len(out_h5)} outputs"
+        )
+    if not 0 <= max_bad_tile_fraction <= 1:
+        raise ValueError(f"max_bad_tile_fraction must be in [0, 1], got {max_bad_tile_fraction}")
+    jobs = [_load_job(s, c, o) for s, c, o in zip(slides, coords_h5, out_h5, strict=True)]
     if isinstance(encoder, Encoder):
         if weights is not None:
             raise ValueError("pass weights to create_encoder, not with an Encoder instance")
         enc = encoder
     else:
         enc = create_encoder(encoder, weights=weights)
-    enc.eval()
     dev = _resolve_device(device)
-    enc.to(dev, memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
-    n = len(coords)
-    feats = np.zeros((n, enc.dim), np.float32)
-    if n:
-        mean = torch.tensor(enc.mean, device=dev).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(enc.std, device=dev).view(1, 3, 1, 1) * 255.0
-        dataset = _TileDataset(slide_path, coords, attrs, reader, enc.input_size)
-        loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=False,
-            num_workers=num_workers,
-            pin_memory=dev.type == "cuda",
-            persistent_workers=False,
-        )
-        start = 0
-        try:
-            with torch.inference_mode():
-                for batch in loader:
-                    x = (batch.to(dev, non_blocking=True).float() - mean) / std
-                    x = x.contiguous(memory_format=torch.channels_last)
-                    out = enc(x).float().cpu().numpy()
-                    feats[start : start + len(out)] = out
-                    start += len(out)
-        finally:
-            dataset.close()
-        if start != n:
-            raise RuntimeError(f"{slide_path}: encoded {start} tiles, expected {n}")
-    else:
-        log.warning(
-            "slide %s: 0 tiles in %s; writing empty (0, %d) features",
-            slide_path,
-            coords_h5,
-            enc.dim,
-        )
+    amp = _autocast_dtype(precision, dev)
+    if resize_on_device is None:
+        resize_on_device = dev.type == "cuda"
+    enc.eval()
+    enc.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    provenance = {
+        "reader": reader,
+        "precision": str(amp).removeprefix("torch.") if amp else "fp32",
+        # patch -> encoder input: cv2 INTER_AREA in the loader on CPU, antialiased bilinear
+        # (PIL's filter, within 1 grey level of INTER_AREA) on the GPU
+        "input_resize": "torch-bilinear-antialias" if resize_on_device else "cv2-area",
+    }
 
-    with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("features", data=feats)
-        dset = f.create_dataset("coords", data=coords.astype(np.int64).reshape(-1, 2))
-        for key, value in attrs.items():
-            dset.attrs[key] = value
-        f.attrs["encoder"] = enc.name
-        f.attrs["weights"] = enc.weights_id
-        f.attrs["feature_dim"] = int(enc.dim)
-        f.attrs["target_magnification"] = float(attrs.get("target_magnification", np.nan))
-        f.attrs["patch_size"] = int(attrs["patch_size"])
-        f.attrs["n_tiles"] = int(n)
-    return n
+    failures: dict[int, str] = {}
+    todo: list[SlideJob] = []
+    index: list[int] = []  # position in `jobs` of each job in `todo`
+    for k, job in enumerate(jobs):
+        try:
+            verify_slide_file(job.slide)
+            with open_slide(job.slide, reader):
+                pass
+        except SlideError as err:
+            failures[k] = str(err)
+            continue
+        if len(job.coords) == 0:
+            log.warning("slide %s: 0 tiles; writing empty (0, %d) features", job.slide, enc.dim)
+            _write_features(job, np.zeros((0, enc.dim), np.float32), enc, dict(provenance))
+            continue
+        todo.append(job)
+        index.append(k)
+
+    counts = [len(job.coords) for job in jobs]
+    if todo:
+        _encode(
+            todo,
+            index,
+            enc,
+            dev,
+            amp,
+            failures,
+            provenance=provenance,
+            reader=reader,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            channels_last=channels_last,
+            fast_tiles=fast_tiles,
+            max_bad_tile_fraction=max_bad_tile_fraction,
+            prefetch_batches=prefetch_batches,
+            resize_on_device=resize_on_device,
+        )
+    if failures:
+        lines = [f"{jobs[k].slide}: {msg}" for k, msg in sorted(failures.items())]
+        raise SlideError(
+            f"{len(failures)} of {len(jobs)} slide(s) failed (no output written for them):\n"
+            + "\n".join(lines)
+        )
+    return counts
+
+
+def _encode(
+    todo: list[SlideJob],
+    index: list[int],
+    enc: Encoder,
+    dev: torch.device,
+    amp: torch.dtype | None,
+    failures: dict[int, str],
+    *,
+    provenance: dict[str, Any],
+    reader: Reader,
+    batch_size: int,
+    num_workers: int,
+    channels_last: bool,
+    fast_tiles: FastMode,
+    max_bad_tile_fraction: float,
+    prefetch_batches: int,
+    resize_on_device: bool,
+) -> None:
+    """Run the loader over `todo`, encode, and write or fail each slide when it completes."""
+    cuda = dev.type == "cuda"
+    size = enc.input_size
+    dataset = TileBatches(
+        todo,
+        batch_size=batch_size,
+        reader=reader,
+        input_size=None if resize_on_device else size,
+        fast_tiles=fast_tiles,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=None,  # items are batches already
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=cuda,
+        prefetch_factor=max(1, prefetch_batches) if num_workers > 0 else None,
+        persistent_workers=False,
+    )
+    batches: Iterable[dict[str, Any]] = loader
+    if num_workers == 0:
+        batches = _prefetched(loader, prefetch_batches, pin=cuda)
+    scale, shift = normalisation(enc, dev)
+    autocast = torch.autocast("cuda", dtype=amp) if amp is not None else contextlib.nullcontext()
+    outs: list[torch.Tensor] = []
+    bad: list[torch.Tensor] = []
+    n_fast, error, current = 0, "", 0
+    try:
+        with torch.inference_mode():
+            for batch in batches:
+                k = int(batch["slide"])
+                if k != current or int(batch["start"]) != sum(len(o) for o in outs):
+                    raise RuntimeError(f"tile batches out of order at slide {todo[k].slide}")
+                x = prepare_batch(batch["tiles"].to(dev, non_blocking=True), size, scale, shift)
+                if not channels_last:
+                    x = x.contiguous()
+                with autocast:
+                    outs.append(enc(x).float())
+                bad.append(batch["bad"])
+                n_fast += int(batch["n_fast"])
+                error = error or str(batch["error"])
+                job = todo[k]
+                if sum(len(o) for o in outs) < len(job.coords):
+                    continue
+                feats = torch.cat(outs).cpu().numpy()  # one device sync per slide
+                bad_idx = torch.cat(bad).numpy()
+                _finish_slide(
+                    job,
+                    feats,
+                    bad_idx,
+                    n_fast,
+                    error,
+                    enc,
+                    provenance,
+                    max_bad_tile_fraction,
+                    failures,
+                    index[k],
+                )
+                outs, bad, n_fast, error, current = [], [], 0, "", k + 1
+    finally:
+        dataset.close()
+    if current != len(todo):
+        raise RuntimeError(f"loader stopped after {current} of {len(todo)} slides")
+
+
+def _finish_slide(
+    job: SlideJob,
+    feats: np.ndarray,
+    bad_idx: np.ndarray,
+    n_fast: int,
+    error: str,
+    enc: Encoder,
+    provenance: dict[str, Any],
+    max_bad_tile_fraction: float,
+    failures: dict[int, str],
+    k: int,
+) -> None:
+    """Write a completed slide, or record its failure when too many tiles were unreadable."""
+    n = len(job.coords)
+    n_bad = len(bad_idx)
+    if feats.shape != (n, enc.dim):
+        raise RuntimeError(f"{job.slide}: encoded {feats.shape}, expected {(n, enc.dim)}")
+    if n_bad / n > max_bad_tile_fraction:
+        failures[k] = (
+            f"{n_bad} of {n} tiles unreadable ({n_bad / n:.1%} > "
+            f"features.max_bad_tile_fraction={max_bad_tile_fraction:g}); first: {error}"
+        )
+        log.error("slide %s: %s", job.slide, failures[k])
+        return
+    if n_bad:
+        msg = (
+            f"slide {job.slide}: {n_bad} of {n} tiles unreadable, encoded as zero images "
+            f"(listed in bad_tiles); first: {error}"
+        )
+        log.warning("%s", msg)
+        warnings.warn(msg, stacklevel=2)
+    extra = {**provenance, "n_bad_tiles": n_bad, "n_fast_tiles": n_fast, "bad_tiles": bad_idx}
+    _write_features(job, feats, enc, extra)
+    log.info(
+        "slide %s: %d tiles encoded (%d from raw JPEG tiles, %d bad)", job.slide, n, n_fast, n_bad
+    )
+
+
+def extract_slide_features(
+    slide_path: str | os.PathLike[str],
+    coords_h5: str | os.PathLike[str],
+    out_h5: str | os.PathLike[str],
+    **kwargs: Any,
+) -> int:
+    """Encode every tile of one slide into `out_h5` (features + coords); return N.
+
+    A one-slide `extract_features`: same keywords (`encoder` may be a built Encoder, so that
+    a batch of slides loads the network once), same atomic output.
+    """
+    return extract_features([slide_path], [coords_h5], [out_h5], **kwargs)[0]

@@ -17,7 +17,9 @@ from mmsurv.io import atomic_path, py_value
 
 __all__ = [
     "READERS",
+    "EMPTY_POLICIES",
     "SlideError",
+    "EmptySlideError",
     "SegmentationParams",
     "TissueMask",
     "TilingResult",
@@ -27,6 +29,9 @@ __all__ = [
     "select_seg_level",
     "tile_slide",
     "read_tile",
+    "read_patch_region",
+    "resize_patch",
+    "verify_slide_file",
     "write_coords_h5",
     "read_coords_h5",
     "save_qc_thumbnail",
@@ -36,6 +41,9 @@ log = logging.getLogger(__name__)
 
 Reader = Literal["openslide", "tiffslide"]
 READERS: tuple[str, ...] = ("openslide", "tiffslide")
+EmptyPolicy = Literal["error", "skip"]
+#: What tile_slide does when no tile passes the tissue threshold: raise, or write 0 tiles.
+EMPTY_POLICIES: tuple[str, ...] = ("error", "skip")
 
 #: Properties holding the level-0 MPP (x) and the scan objective power, per reader.
 _MPP_KEYS = ("openslide.mpp-x", "tiffslide.mpp-x")
@@ -53,11 +61,19 @@ TILING_ATTRS = (
     "reader",
     "n_tiles",
     "mpp_source",
+    "effective_magnification",
+    "empty",
 )
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 class SlideError(OSError):
     """A slide file exists but cannot be read by the chosen reader."""
+
+
+class EmptySlideError(ValueError):
+    """No tile of a slide passes the tissue threshold (tiling.empty_policy = error)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,7 +97,44 @@ def open_slide(path: str | os.PathLike[str], reader: Reader = "openslide") -> An
 
         return tiffslide.TiffSlide(str(path))
     except Exception as err:  # the readers raise library-specific types; re-raise with the path
+        try:
+            verify_slide_file(path)  # say "truncated" rather than "unsupported format"
+        except SlideError as damaged:
+            raise damaged from err
         raise SlideError(f"cannot open slide {path} with {reader}: {err}") from err
+
+
+def verify_slide_file(path: str | os.PathLike[str]) -> None:
+    """Fail naming the file when a TIFF-based slide is truncated or its IFDs are unreadable.
+
+    openslide opens a truncated SVS (its directories come first) and only fails on the first
+    missing tile, deep inside a job; the tile offsets show the damage at once. Files that are
+    not TIFF (e.g. MRXS) are left to the reader.
+    """
+    import tifffile
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"slide file not found: {path}")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if fh.read(4) not in _TIFF_MAGIC:
+            return
+    try:
+        with tifffile.TiffFile(path) as tif:
+            for index, page in enumerate(tif.pages):
+                offsets = np.asarray(page.dataoffsets, dtype=np.int64)
+                counts = np.asarray(page.databytecounts, dtype=np.int64)
+                if offsets.size == 0:
+                    continue
+                end = int((offsets + counts).max())
+                if end > size:
+                    raise SlideError(
+                        f"slide file {path} is truncated: image {index} stores data up to "
+                        f"byte {end:,} but the file has {size:,} bytes (re-download it)"
+                    )
+    except (tifffile.TiffFileError, ValueError, IndexError, EOFError) as err:
+        raise SlideError(f"slide file {path}: unreadable TIFF structure ({err})") from err
 
 
 def _prop_float(props: Any, keys: tuple[str, ...]) -> float | None:
@@ -268,6 +321,24 @@ def _choose_read_level(
     return best
 
 
+def _level_tile_size(slide: Any, level: int) -> tuple[int, int] | None:
+    """(width, height) of the stored tiles of a level, from the reader's properties."""
+    props = slide.properties
+    for prefix in ("openslide", "tiffslide"):
+        w = _prop_float(props, (f"{prefix}.level[{level}].tile-width",))
+        h = _prop_float(props, (f"{prefix}.level[{level}].tile-height",))
+        if w is not None and h is not None:
+            return int(w), int(h)
+    return None
+
+
+def _snap_read_size(exact: float, tile: int, tolerance: float) -> int | None:
+    """The multiple or divisor of `tile` nearest `exact`, if within `tolerance` (relative)."""
+    candidates = {tile * k for k in range(1, 9)} | {tile // k for k in range(2, 9) if tile % k == 0}
+    best = min(candidates, key=lambda c: abs(c - exact))
+    return best if abs(best - exact) <= tolerance * exact else None
+
+
 def tile_slide(
     path: str | os.PathLike[str],
     *,
@@ -278,16 +349,28 @@ def tile_slide(
     seg: SegmentationParams | None = None,
     min_tissue_fraction: float = 0.5,
     fallback_mpp: float | None = None,
+    snap_to_tiles: float = 0.02,
+    empty_policy: EmptyPolicy = "skip",
 ) -> TilingResult:
     """Non-overlapping `patch_size` tiles at `target_magnification` inside the tissue mask.
 
-    The grid starts at level-0 (0, 0) in steps of `patch_size_level0` (aligned with the file's
-    tile grid when the sizes divide); a tile is kept when at least `min_tissue_fraction` of its
-    area lies inside the tissue mask (holes removed).
+    The grid starts at level-0 (0, 0) in steps of `patch_size_level0`, so at the read level it
+    starts on the file's tile grid. When the read size is within `snap_to_tiles` (relative) of a
+    multiple or divisor of the stored tile size, it is snapped to it (e.g. 508 -> 512 px for a
+    0.252 µm/px scan; CLAM and TRIDENT use 512 there too), so patches lie on whole JPEG tiles and
+    feature extraction can decode them directly; `effective_magnification` records the result.
+    A tile is kept when at least `min_tissue_fraction` of its area lies inside the tissue mask
+    (holes removed). With no tile kept, `empty_policy="error"` raises EmptySlideError and
+    `"skip"` warns and returns 0 tiles with attribute `empty` set.
     """
     seg = seg or SegmentationParams()
     if patch_size <= 0 or target_magnification <= 0:
         raise ValueError(f"{path}: patch_size and target_magnification must be > 0")
+    if empty_policy not in EMPTY_POLICIES:
+        raise ValueError(f"empty_policy must be one of {EMPTY_POLICIES}, got {empty_policy!r}")
+    if not 0 <= snap_to_tiles < 0.5:
+        raise ValueError(f"snap_to_tiles must be in [0, 0.5), got {snap_to_tiles}")
+    verify_slide_file(path)
     with open_slide(path, reader) as slide:
         mpp, mpp_source = level0_mpp(slide, path, fallback_mpp)
         level0_mag = 10.0 / mpp
@@ -298,7 +381,20 @@ def tile_slide(
         downsamples = tuple(float(d) for d in slide.level_downsamples)
         level = _choose_read_level(downsamples, ps0 / patch_size, mag_tolerance)
         read_level = 0 if level is None else level
-        read_size = int(round(ps0 / downsamples[read_level]))
+        ds = downsamples[read_level]
+        read_size = int(round(ps0 / ds))
+        tile = _level_tile_size(slide, read_level)
+        if snap_to_tiles > 0 and tile is not None and tile[0] == tile[1] and ds == round(ds):
+            snapped = _snap_read_size(patch_size * target_mpp / mpp / ds, tile[0], snap_to_tiles)
+            if snapped is not None and snapped != read_size:
+                log.info(
+                    "slide %s: read size %d -> %d px to follow the %d px tile grid",
+                    path,
+                    read_size,
+                    snapped,
+                    tile[0],
+                )
+                read_size, ps0 = snapped, int(snapped * round(ds))
 
         seg_level = select_seg_level(slide, mpp, seg)
         thumb = _read_level_rgb(slide, seg_level)
@@ -317,7 +413,14 @@ def tile_slide(
     else:
         coords = np.zeros((0, 2), np.int64)
     if len(coords) == 0:
-        warnings.warn(f"slide {path}: no tissue tiles found (0 tiles)", stacklevel=2)
+        why = (
+            f"no tissue tiles found (0 tiles; tissue covers {tissue.tissue_fraction:.1%} of the "
+            f"thumbnail, {len(tissue.tissue_contours)} tissue region(s), "
+            f"min_tissue_fraction={min_tissue_fraction})"
+        )
+        if empty_policy == "error":
+            raise EmptySlideError(f"slide {path}: {why}; tiling.empty_policy=error")
+        warnings.warn(f"slide {path}: {why}; skipped (tiling.empty_policy=skip)", stacklevel=2)
     attrs = {
         "patch_size": int(patch_size),
         "patch_size_level0": ps0,
@@ -329,6 +432,8 @@ def tile_slide(
         "reader": reader,
         "n_tiles": int(len(coords)),
         "mpp_source": mpp_source,
+        "effective_magnification": float(level0_mag * patch_size / ps0),
+        "empty": bool(len(coords) == 0),
     }
     return TilingResult(
         coords=np.ascontiguousarray(coords, dtype=np.int64),
@@ -354,17 +459,26 @@ def _tile_fractions(
     return total / ((x1 - x0) * (y1 - y0))
 
 
-def read_tile(slide: Any, coord: Any, result_attrs: dict[str, Any]) -> np.ndarray:
-    """Read one tile at the target magnification as (patch_size, patch_size, 3) uint8."""
+def read_patch_region(slide: Any, coord: Any, result_attrs: dict[str, Any]) -> np.ndarray:
+    """The (read_size, read_size, 3) uint8 region of one tile at its read level."""
     x, y = (int(v) for v in coord)
     read_size = int(result_attrs["read_size"])
-    patch_size = int(result_attrs["patch_size"])
     region = slide.read_region((x, y), int(result_attrs["read_level"]), (read_size, read_size))
-    rgb = np.asarray(region)[..., :3]
-    if read_size != patch_size:
-        interp = cv2.INTER_AREA if read_size > patch_size else cv2.INTER_LINEAR
-        rgb = cv2.resize(rgb, (patch_size, patch_size), interpolation=interp)
+    return np.asarray(region)[..., :3]
+
+
+def resize_patch(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize a square RGB patch to `size` (area averaging down, bilinear up); contiguous."""
+    if rgb.shape[0] != size or rgb.shape[1] != size:
+        interp = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_LINEAR
+        rgb = cv2.resize(np.ascontiguousarray(rgb), (size, size), interpolation=interp)
     return np.ascontiguousarray(rgb)
+
+
+def read_tile(slide: Any, coord: Any, result_attrs: dict[str, Any]) -> np.ndarray:
+    """Read one tile at the target magnification as (patch_size, patch_size, 3) uint8."""
+    region = read_patch_region(slide, coord, result_attrs)
+    return resize_patch(region, int(result_attrs["patch_size"]))
 
 
 # --------------------------------------------------------------------------------------------

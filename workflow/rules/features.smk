@@ -1,6 +1,10 @@
 # Patch features with the configured encoder. One job encodes a batch of slides
-# (features.slides_per_job) with the encoder loaded once, so a GPU allocation does not idle
-# between slides, while outputs stay one file per slide so reruns and resumes stay per slide.
+# (features.slides_per_job) with the encoder loaded once and one tile loader over all of them,
+# which reads the next slide while the current one is encoded, so a GPU allocation does not idle
+# between slides; outputs stay one file per slide (written atomically). A slide that fails
+# (truncated file, more than features.max_bad_tile_fraction unreadable tiles) fails the job with
+# an error naming it, after the other slides are encoded (Snakemake then removes the batch's
+# outputs unless run with --keep-incomplete). See docs/slides.md.
 # Snakemake cannot derive a list of per-slide outputs from one wildcard, hence one rule per batch.
 
 

@@ -1,0 +1,214 @@
+"""Tests for mmsurv.tileread: raw JPEG tiles give the same pixels as the readers' read_region."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openslide
+import pytest
+import tifffile
+
+from mmsurv import synth, wsi
+from mmsurv.tileread import RawTileReader, TileReadError, TileUnavailable, fast_read_mask
+from mmsurv.wsi import open_slide, read_patch_region, tile_slide
+
+
+@dataclass(frozen=True)
+class Slides:
+    """Synthetic slides of one tissue field, in the layouts the fast path must tell apart."""
+
+    aperio20: Path  # Aperio-style RGB JPEG tiles + JPEGTables, 256 px tiles, 20x
+    aperio40: Path  # the same at 40x: 512 px reads = 2x2 tiles
+    tile512: Path  # 20x, 512 px tiles: 4 patches per tile
+    ds2: Path  # 40x with a downsample-2 level: 20x patches read at level 1
+    tile240: Path  # 20x, 240 px tiles: the 256 px patch grid does not follow them
+    deflate: Path  # 20x, lossless deflate tiles: no JPEG
+
+
+@pytest.fixture(scope="module")
+def slides(synth_slides, tmp_path_factory) -> Slides:
+    """Write the layouts once for this module (~1 s)."""
+    d = tmp_path_factory.mktemp("tileread")
+    rgb20 = synth_slides.rgb20
+    h, w = rgb20.shape[:2]
+    rgb40 = cv2.resize(rgb20, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+    paths = {k: d / f"{k}.svs" for k in Slides.__dataclass_fields__}
+    kw20 = {"mpp": 0.5, "app_mag": 20, "downsamples": (1, 4)}
+    synth.write_svs(paths["aperio20"], rgb20, jpeg_style="aperio", **kw20)
+    synth.write_svs(
+        paths["aperio40"], rgb40, mpp=0.25, app_mag=40, downsamples=(1, 4, 16), jpeg_style="aperio"
+    )
+    synth.write_svs(paths["tile512"], rgb20, tile=512, jpeg_style="aperio", **kw20)
+    synth.write_svs(paths["ds2"], rgb40, mpp=0.25, app_mag=40, downsamples=(1, 2, 16))
+    synth.write_svs(paths["tile240"], rgb20, tile=240, jpeg_style="aperio", **kw20)
+    synth.write_svs(paths["deflate"], rgb20, compression="deflate", **kw20)
+    return Slides(**paths)
+
+
+def _fast(path: Path, result: wsi.TilingResult, mode: str) -> tuple[RawTileReader, np.ndarray]:
+    """The raw reader of a slide and which of the result's patches it serves."""
+    with open_slide(path) as s:
+        raw = RawTileReader(path, s.level_dimensions)
+        level = result.attrs["read_level"]
+        mask = fast_read_mask(
+            result.coords,
+            read_level=level,
+            read_size=result.attrs["read_size"],
+            downsample=s.level_downsamples[level],
+            level=raw.level(level),
+            mode=mode,
+        )
+    return raw, mask
+
+
+@pytest.mark.parametrize("name", ["aperio20", "aperio40", "tile512", "ds2", "tifffile20"])
+@pytest.mark.parametrize("reader", wsi.READERS)
+def test_fast_path_pixels_equal_read_region(slides, synth_slides, name, reader):
+    # JPEG tolerance: none. Both sides decode with libjpeg-turbo's default (islow) IDCT, so the
+    # pixels are identical; the tifffile-style slide is YCbCr 4:2:0, the Aperio-style one RGB.
+    path = synth_slides.s20 if name == "tifffile20" else getattr(slides, name)
+    result = tile_slide(path, reader=reader)
+    raw, mask = _fast(path, result, "aligned")
+    assert len(result.coords) > 10 and mask.all()
+    level, size = result.attrs["read_level"], result.attrs["read_size"]
+    assert (level, size) == {"aperio40": (0, 512), "ds2": (1, 256)}.get(name, (0, 256))
+    with raw, open_slide(path, reader) as s:
+        ds = s.level_downsamples[level]
+        for x, y in result.coords:
+            got = raw.read_region(level, round(x / ds), round(y / ds), size, size)
+            want = read_patch_region(s, (x, y), result.attrs)
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} tile at {(x, y)}")
+
+
+def test_aperio_tiles_need_the_tiff_colour_space(slides):
+    # A plain decoder takes Aperio's marker-less RGB JPEG for YCbCr: the colours come out wrong.
+    with tifffile.TiffFile(slides.aperio20) as tif:
+        page = tif.pages[0]
+        assert page.photometric == 2 and page.jpegtables is not None and not page.is_jfif
+        offset, count = page.dataoffsets[9], page.databytecounts[9]
+        tables = page.jpegtables
+    with open(slides.aperio20, "rb") as fh:
+        fh.seek(offset)
+        body = fh.read(count)
+    merged = body[:2] + tables[2:-2] + body[2:]  # abbreviated stream + its tables
+    naive = cv2.imdecode(np.frombuffer(merged, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    with open_slide(slides.aperio20) as s:
+        n_cols = -(-s.dimensions[0] // 256)
+        ty, tx = divmod(9, n_cols)
+        want = np.asarray(s.read_region((tx * 256, ty * 256), 0, (256, 256)))[..., :3]
+        with RawTileReader(slides.aperio20, s.level_dimensions) as raw:
+            got = raw.read_region(0, tx * 256, ty * 256, 256, 256)
+    np.testing.assert_array_equal(got, want)
+    assert np.abs(naive.astype(int) - want).mean() > 10
+
+
+def test_unaligned_and_non_jpeg_use_the_general_path(slides):
+    r240 = tile_slide(slides.tile240)
+    assert r240.attrs["read_size"] == 256  # 240 is 6 % off: not snapped at the 2 % default
+    raw, mask = _fast(slides.tile240, r240, "aligned")
+    assert len(mask) > 10 and not mask.any()
+    # "any" assembles each patch from the (up to 4) tiles it overlaps: still exact
+    raw, mask = _fast(slides.tile240, r240, "any")
+    assert mask.all()
+    with raw, open_slide(slides.tile240) as s:
+        for x, y in r240.coords[:12]:
+            got = raw.read_region(0, int(x), int(y), 256, 256)
+            np.testing.assert_array_equal(got, read_patch_region(s, (x, y), r240.attrs))
+    rdef = tile_slide(slides.deflate)
+    raw, mask = _fast(slides.deflate, rdef, "any")
+    assert raw.level(0) is None and "not JPEG" in raw.reasons[0] and not mask.any()
+    with raw, pytest.raises(TileUnavailable, match="not JPEG"):
+        raw.read_region(0, 0, 0, 256, 256)
+    r20 = tile_slide(slides.aperio20)
+    raw, mask = _fast(slides.aperio20, r20, "never")
+    raw.close()
+    assert not mask.any()
+    with pytest.raises(ValueError, match="aligned"):
+        fast_read_mask(r20.coords, read_level=0, read_size=256, downsample=1, level=None, mode="x")
+
+
+def test_snapping_to_the_tile_grid(slides, synth_slides, tmp_path):
+    # a 0.252 µm/px scan: 20x patches are 508 px at level 0; snapped to 2 x 256 px tiles
+    path = tmp_path / "mpp0252.svs"
+    rgb = cv2.resize(synth_slides.rgb20, (3968, 2976))
+    synth.write_svs(path, rgb, mpp=0.252, app_mag=40, downsamples=(1, 4, 16), jpeg_style="aperio")
+    exact = tile_slide(path, snap_to_tiles=0)
+    snapped = tile_slide(path)
+    assert exact.attrs["read_size"] == exact.attrs["patch_size_level0"] == 508
+    assert snapped.attrs["read_size"] == snapped.attrs["patch_size_level0"] == 512
+    assert snapped.attrs["effective_magnification"] == pytest.approx(10 / 0.252 * 256 / 512)
+    assert (snapped.coords % 512 == 0).all()
+    assert _fast(path, exact, "aligned")[1].sum() == 0
+    raw, mask = _fast(path, snapped, "aligned")
+    raw.close()
+    assert mask.all() and len(mask) > 10
+    # 240 px tiles at 20x: 256 -> 240 is beyond a 2 % snap, within a 7 % one
+    assert tile_slide(slides.tile240, snap_to_tiles=0.07).attrs["read_size"] == 240
+
+
+def test_edges_fractions_and_sparse_tiles(slides):
+    with open_slide(slides.ds2) as s:
+        raw = RawTileReader(slides.ds2, s.level_dimensions)
+        lv = raw.level(1)
+        w1, h1 = s.level_dimensions[1]
+    coords = np.array([[0, 0], [2, 0], [512, 512], [2 * (w1 - 256), 0], [2 * (w1 - 200), 0]])
+    mask = fast_read_mask(coords, read_level=1, read_size=256, downsample=2.0, level=lv, mode="any")
+    # (2, 0) is at level x = 1 (integer, inside); the last crosses the edge of level 1
+    assert mask.tolist() == [True, True, True, True, False]
+    aligned = fast_read_mask(
+        coords, read_level=1, read_size=256, downsample=2.0, level=lv, mode="aligned"
+    )
+    assert aligned.tolist() == [True, False, True, w1 % 256 == 0, False]
+    odd = fast_read_mask(
+        np.array([[1, 0]]), read_level=1, read_size=256, downsample=2.0, level=lv, mode="any"
+    )
+    assert not odd.any()  # level x = 0.5: read_region interpolates, so the general path reads it
+    with raw, pytest.raises(TileUnavailable, match="edge"):
+        raw.read_region(1, w1 - 100, 0, 256, 256)
+    with open_slide(slides.aperio20) as s:
+        sparse = RawTileReader(slides.aperio20, s.level_dimensions[:1])
+    lv0 = sparse.level(0)
+    sparse.levels[0] = dataclasses.replace(lv0, counts=np.zeros_like(lv0.counts))
+    with sparse, pytest.raises(TileUnavailable, match="not stored"):
+        sparse.read_region(0, 0, 0, 256, 256)
+
+
+def test_corrupt_and_truncated_tiles(slides, tmp_path):
+    path = tmp_path / "corrupt.svs"
+    path.write_bytes(slides.aperio20.read_bytes())
+    synth.corrupt_tiles(path, [3])
+    with open_slide(path) as s, RawTileReader(path, s.level_dimensions) as raw:
+        with pytest.raises(TileReadError, match=r"corrupt.svs: level 0 tile 3"):
+            raw.read_region(0, 3 * 256, 0, 256, 256)
+        assert raw.read_region(0, 2 * 256, 0, 256, 256).shape == (256, 256, 3)
+        with pytest.raises(openslide.OpenSlideError):
+            s.read_region((3 * 256, 0), 0, (256, 256))  # openslide fails on it too
+    cut = tmp_path / "cut.svs"
+    cut.write_bytes(slides.aperio20.read_bytes())
+    synth.truncate_file(cut, 0.6)  # level 0 data and the IFDs after it are gone
+    for check in (wsi.verify_slide_file, open_slide, tile_slide):
+        with pytest.raises(wsi.SlideError, match=r"cut.svs is truncated"):
+            check(cut)
+    end = tmp_path / "end.svs"
+    end.write_bytes(slides.aperio20.read_bytes())
+    synth.truncate_file(end, 1 - 50 / end.stat().st_size)  # only the last tile's end is cut
+    for check in (wsi.verify_slide_file, open_slide):
+        with pytest.raises(wsi.SlideError, match=r"end.svs is truncated"):
+            check(end)
+    with open_slide(slides.aperio20) as s:
+        dims = s.level_dimensions
+    with RawTileReader(end, dims) as raw:
+        lv = raw.level(1)
+        y, x = divmod(lv.offsets.size - 1, lv.n_cols)
+        w, h = min(256, lv.width - x * 256), min(256, lv.height - y * 256)
+        with pytest.raises(TileReadError, match="end.svs: level 1 .* truncated"):
+            raw.read_region(1, x * 256, y * 256, w, h)
+    tiny = tmp_path / "head.svs"
+    tiny.write_bytes(slides.aperio20.read_bytes()[:64])  # the IFDs themselves are cut
+    with pytest.raises(wsi.SlideError, match="head.svs"):
+        wsi.verify_slide_file(tiny)
+    wsi.verify_slide_file(slides.aperio20)  # intact: no error
