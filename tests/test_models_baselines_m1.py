@@ -121,8 +121,8 @@ def test_100k_patch_bag_in_eval(name: str) -> None:
 def test_snn_trans_architecture_and_every_family_matters() -> None:
     model = _model("snn_trans").eval()
     assert len(model.sig_networks) == 6
-    layer = model.transformer.layers[0]
-    assert len(model.transformer.layers) == 2
+    layer = model.head.transformer.layers[0]
+    assert len(model.head.transformer.layers) == 2
     assert layer.self_attn.num_heads == 8 and layer.self_attn.embed_dim == 256
     _, omics = _inputs(1)
     with torch.no_grad():

@@ -62,6 +62,49 @@ class GatedAttention(nn.Module):
         return weights.unsqueeze(0) @ x, weights
 
 
+class FamilyNetworks(nn.ModuleList):
+    """One SNN per gene family (MCAT "small": size → d → d), each giving one (d,) token."""
+
+    def __init__(self, sizes: Sequence[int], d: int, hidden: int | None = None) -> None:
+        hidden = d if hidden is None else hidden
+        super().__init__(
+            nn.Sequential(SNNBlock(size, hidden), SNNBlock(hidden, d, dropout=0.25))
+            for size in sizes
+        )
+
+    def forward(self, omics: Sequence[torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+        """Family vectors → (G, d) tokens."""
+        return torch.stack([net(x) for net, x in zip(self, omics, strict=True)])
+
+
+class TokenSetHead(nn.Module):
+    """MCAT's per-modality head: Transformer encoder → gated attention pooling → Linear + ReLU.
+
+    The paper's T_p / T_g aggregators are the same block; MCAT uses post-norm layers with a
+    feed-forward of 2·d (512 for d = 256), ReLU and the model's dropout.
+    """
+
+    def __init__(self, d: int, n_heads: int, n_layers: int, dropout: float) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(
+            d_model=d,
+            nhead=n_heads,
+            dim_feedforward=2 * d,
+            dropout=dropout,
+            activation="relu",
+            batch_first=True,
+        )
+        self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.attention = GatedAttention(d, d, dropout=dropout)
+        self.rho = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Dropout(dropout))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(n, d) tokens → (1, d) representation."""
+        h = self.transformer(tokens.unsqueeze(0)).squeeze(0)
+        pooled, _ = self.attention(h)
+        return self.rho(pooled)
+
+
 class SurvModel(nn.Module):
     """Base class: declares the modalities a model needs and validates forward inputs."""
 

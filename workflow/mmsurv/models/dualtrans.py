@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmsurv.models._layers import ModelOutput, SNNBlock, SurvModel
+from mmsurv.models._layers import FamilyNetworks, ModelOutput, SurvModel
 from mmsurv.models._registry import register_model
 from mmsurv.models._transmil_layers import TransMILEncoder
 
@@ -65,10 +65,7 @@ class DualTrans(SurvModel):
             nn.ReLU(),
             nn.Dropout(self.dropout),
         )
-        self.sig_networks = nn.ModuleList(
-            nn.Sequential(SNNBlock(size, omic_hidden), SNNBlock(omic_hidden, d, dropout=0.25))
-            for size in self.omic_sizes
-        )
+        self.sig_networks = FamilyNetworks(self.omic_sizes, d, hidden=omic_hidden)
         self.path_encoder = TransMILEncoder(
             d, ppeg=True, dropout=attn_dropout, cls_std=1e-6, num_landmarks=num_landmarks
         )
@@ -101,7 +98,7 @@ class DualTrans(SurvModel):
         self.check_inputs(path, omics)
         path, omics = cast(torch.Tensor, path), cast(Sequence[torch.Tensor], omics)
         p = self.path_fc(path)  # (N, d)
-        g = torch.stack([net(x) for net, x in zip(self.sig_networks, omics, strict=True)])  # (G, d)
+        g = self.sig_networks(omics)  # (G, d)
 
         cls_p_enc, tok_p = self.path_encoder(p)  # (1, d), (⌈√N⌉², d) incl. the square padding
         cls_g_enc, tok_g = self.gen_encoder(g)  # (1, d), (G, d)

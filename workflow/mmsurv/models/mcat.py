@@ -12,32 +12,8 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from mmsurv.models._layers import GatedAttention, ModelOutput, SNNBlock, SurvModel
+from mmsurv.models._layers import FamilyNetworks, ModelOutput, SurvModel, TokenSetHead
 from mmsurv.models._registry import register_model
-
-
-class TokenSetHead(nn.Module):
-    """MCAT's per-modality head: 2-layer transformer → gated attention pooling → rho."""
-
-    def __init__(self, d: int, n_heads: int, n_layers: int, dropout: float) -> None:
-        super().__init__()
-        layer = nn.TransformerEncoderLayer(
-            d_model=d,
-            nhead=n_heads,
-            dim_feedforward=2 * d,  # MCAT: 512 for d = 256
-            dropout=dropout,
-            activation="relu",
-            batch_first=True,
-        )
-        self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.attention = GatedAttention(d, d, dropout=dropout)
-        self.rho = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Dropout(dropout))
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(n, d) tokens → (1, d) representation."""
-        h = self.transformer(tokens.unsqueeze(0)).squeeze(0)
-        pooled, _ = self.attention(h)
-        return self.rho(pooled)
 
 
 class MCAT(SurvModel):
@@ -53,10 +29,7 @@ class MCAT(SurvModel):
             nn.Linear(self.path_dim, d), nn.ReLU(), nn.Dropout(self.dropout)
         )
         # One SNN per family, MCAT "small": SNN(size → 256) → SNN(256 → 256).
-        self.sig_networks = nn.ModuleList(
-            nn.Sequential(SNNBlock(size, d), SNNBlock(d, d, dropout=0.25))
-            for size in self.omic_sizes
-        )
+        self.sig_networks = FamilyNetworks(self.omic_sizes, d)
         self.coattn = nn.MultiheadAttention(d, num_heads=1, batch_first=True)
         self.path_head = TokenSetHead(d, n_heads, n_layers, self.dropout)
         self.omic_head = TokenSetHead(d, n_heads, n_layers, self.dropout)
@@ -68,7 +41,7 @@ class MCAT(SurvModel):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Patch tokens (N, d) and one token per gene family (G, d)."""
         h_path = self.wsi_net(path)
-        h_omic = torch.stack([net(x) for net, x in zip(self.sig_networks, omics, strict=True)])
+        h_omic = self.sig_networks(omics)
         return h_path, h_omic
 
     def coattend(

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmsurv.models._layers import GatedAttention, ModelOutput, SNNBlock, SurvModel
+from mmsurv.models._layers import FamilyNetworks, ModelOutput, SurvModel, TokenSetHead
 from mmsurv.models._registry import register_model
 
 __all__ = ["Ours", "ot_plan"]
@@ -53,30 +53,6 @@ def ot_plan(
     else:
         plan = ot.sinkhorn(a, b, cost, reg=reg)
     return torch.as_tensor(plan, dtype=x.dtype, device=x.device)
-
-
-class Aggregator(nn.Module):
-    """T_p / T_g: Transformer encoder → gated attention pooling → Linear + ReLU feed-forward."""
-
-    def __init__(self, d: int, n_heads: int, n_layers: int, dropout: float) -> None:
-        super().__init__()
-        layer = nn.TransformerEncoderLayer(
-            d_model=d,
-            nhead=n_heads,
-            dim_feedforward=2 * d,
-            dropout=dropout,
-            activation="relu",
-            batch_first=True,
-        )
-        self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.attention = GatedAttention(d, d, dropout=dropout)
-        self.rho = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Dropout(dropout))
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(n, d) tokens → (1, d) representation."""
-        h = self.transformer(tokens.unsqueeze(0)).squeeze(0)
-        pooled, _ = self.attention(h)
-        return self.rho(pooled)
 
 
 class Ours(SurvModel):
@@ -122,15 +98,12 @@ class Ours(SurvModel):
             nn.Linear(self.path_dim, d), nn.ReLU(), nn.Dropout(self.dropout)
         )
         # One SNN per family (MCAT "small": two SNN blocks, 256 → 256).
-        self.sig_networks = nn.ModuleList(
-            nn.Sequential(SNNBlock(size, d), SNNBlock(d, d, dropout=0.25))
-            for size in self.omic_sizes
-        )
+        self.sig_networks = FamilyNetworks(self.omic_sizes, d)
         if use_bdca:
             self.q_p, self.k_p, self.v_p = (nn.Linear(d, d) for _ in range(3))
             self.q_g, self.k_g, self.v_g = (nn.Linear(d, d) for _ in range(3))
-        self.path_agg = Aggregator(d, n_heads, n_layers, self.dropout)
-        self.omic_agg = Aggregator(d, n_heads, n_layers, self.dropout)
+        self.path_agg = TokenSetHead(d, n_heads, n_layers, self.dropout)
+        self.omic_agg = TokenSetHead(d, n_heads, n_layers, self.dropout)
         self.mm = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
         self.classifier = nn.Linear(d, self.n_bins)
 

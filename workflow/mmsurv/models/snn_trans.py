@@ -13,7 +13,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from mmsurv.models._layers import GatedAttention, ModelOutput, SNNBlock, SurvModel
+from mmsurv.models._layers import FamilyNetworks, ModelOutput, SurvModel, TokenSetHead
 from mmsurv.models._registry import register_model
 
 __all__ = ["SNNTrans", "snn_trans"]
@@ -27,23 +27,10 @@ class SNNTrans(SurvModel):
     def __init__(self, *, d: int = 256, n_layers: int = 2, n_heads: int = 8, **kwargs: Any) -> None:
         kwargs.setdefault("dropout", 0.25)
         super().__init__(**kwargs)
-        # MCAT "small" omic size: two SNN blocks per family (AlphaDropout 0.25 = default dropout).
-        self.sig_networks = nn.ModuleList(
-            nn.Sequential(SNNBlock(size, d, self.dropout), SNNBlock(d, d, self.dropout))
-            for size in self.omic_sizes
-        )
-        # MCAT's encoder layer: post-norm, feed-forward 2·d (512), ReLU, dropout = model dropout.
-        layer = nn.TransformerEncoderLayer(
-            d_model=d,
-            nhead=n_heads,
-            dim_feedforward=2 * d,
-            dropout=self.dropout,
-            activation="relu",
-            batch_first=True,
-        )
-        self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.attention = GatedAttention(d, d, dropout=self.dropout)
-        self.rho = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Dropout(self.dropout))
+        # MCAT "small": two SNN blocks per family, then MCAT's omic head (post-norm Transformer,
+        # feed-forward 2·d, gated attention pooling, Linear + ReLU).
+        self.sig_networks = FamilyNetworks(self.omic_sizes, d)
+        self.head = TokenSetHead(d, n_heads, n_layers, self.dropout)
         self.classifier = nn.Linear(d, self.n_bins)
 
     def forward(
@@ -51,11 +38,8 @@ class SNNTrans(SurvModel):
     ) -> ModelOutput:
         """Predict one case's discrete hazards from its gene families (the bag is ignored)."""
         self.check_inputs(path, omics)
-        omics = cast(Sequence[torch.Tensor], omics)
-        tokens = torch.stack([net(x) for net, x in zip(self.sig_networks, omics, strict=True)])
-        h = self.transformer(tokens.unsqueeze(0)).squeeze(0)  # (G, d)
-        pooled, _ = self.attention(h)  # (1, d)
-        return ModelOutput.from_logits(self.classifier(self.rho(pooled)))
+        tokens = self.sig_networks(cast(Sequence[torch.Tensor], omics))  # (G, d)
+        return ModelOutput.from_logits(self.classifier(self.head(tokens)))
 
 
 @register_model
