@@ -175,7 +175,7 @@ def test_cindex_tables_and_run_summary_from_predictions(tmp_path: Path) -> None:
         "run_name": "t",
         "data_source": "demo",
         "features": {"encoder": "resnet50_trunc", "weights": None},
-        "training": {"model_selection": "last_epoch", "epochs": 2, "seed": 1},
+        "training": {"model_selection": "last_epoch", "epochs": 2, "seed": 1, "models": ["ours"]},
         "splits": {"n_folds": 3, "seed": 1},
     }
     out = tmp_path / "run_summary.md"
@@ -184,3 +184,13 @@ def test_cindex_tables_and_run_summary_from_predictions(tmp_path: Path) -> None:
     )
     text = out.read_text()
     assert "**random-init**" in text and "| DEMO-X | 2 |" in text and "p_maxstat_lau92" in text
+    assert "folds: 3 stratified (seed 1)" in text
+    # a genomics-only run with the user's folds says so instead of naming an unused encoder
+    config["training"]["models"] = ["snn", "snn_trans"]
+    config["splits"]["source"] = "user"
+    write_run_summary(
+        out, config=config, cindex_csv=tables / "cindex.csv", km_stats=[km], splits=[splits]
+    )
+    text = out.read_text()
+    assert "random-init" not in text and "encoder: not used" in text
+    assert "folds: 3 from the user's split CSVs" in text

@@ -490,15 +490,26 @@ def write_run_summary(
     With ``metrics_csv`` (the metrics table's CSV) the pooled c-index and its bootstrap CI,
     the td-AUCs and the IBS are listed too.
     """
-    weights = config["features"].get("weights") or "random-init"
+    from mmsurv.model_catalog import model_inputs
+
+    if any("path" in model_inputs(m) for m in config["training"]["models"]):
+        weights = config["features"].get("weights") or "random-init"
+        encoder = f"{config['features']['encoder']}, weights: **{weights}**"
+    else:
+        encoder = "not used (no configured model reads pathology)"
+    n_folds = config["splits"]["n_folds"]
+    if config["splits"].get("source", "make") == "user":
+        folds = f"{n_folds} from the user's split CSVs"
+    else:
+        folds = f"{n_folds} stratified (seed {config['splits']['seed']})"
     lines = [
         f"# mmsurv run `{config.get('run_name', 'mmsurv')}`",
         "",
         f"- data source: {config['data_source']}",
-        f"- encoder: {config['features']['encoder']}, weights: **{weights}**",
+        f"- encoder: {encoder}",
         f"- model selection: {config['training']['model_selection']}",
-        f"- folds: {config['splits']['n_folds']} (seed {config['splits']['seed']}), "
-        f"epochs: {config['training']['epochs']}, training seed {config['training']['seed']}",
+        f"- folds: {folds}, epochs: {config['training']['epochs']}, "
+        f"training seed {config['training']['seed']}",
         "",
         "## Cohorts",
         "",
