@@ -179,10 +179,31 @@ def test_missing_modality_names_cases(cohort, tmp_path):
         run({**cohort, "bags_h5": None}, tmp_path, "attn_mil", epochs=1)
 
 
+def test_inner_val_selects_an_epoch_without_the_held_out_fold(cohort, tmp_path):
+    """inner_val: the epoch is chosen on cases of the training folds only, and recorded."""
+    run(cohort, tmp_path, "snn", fold=2, epochs=6, model_selection="inner_val")
+    out = tmp_path / "out"
+    meta = json.loads((out / "meta.json").read_text())
+    splits = pd.read_csv(cohort["splits_tsv"], sep="\t", dtype={"case_id": str})
+    outer_train = set(splits.loc[splits.fold != 2, "case_id"])
+    inner_val = set(meta["inner_val_case_ids"])
+    # 1/5 of the 32 training cases (stratified K-fold with K = 5), all from the training folds
+    assert len(inner_val) in (6, 7) and inner_val < outer_train
+    assert set(meta["train_case_ids"]) == outer_train  # inner-val cases count as training
+    log = pd.read_csv(out / "train_log.tsv", sep="\t")
+    assert {"val_loss", "val_cindex"} <= set(log.columns) and len(log) == 6
+    assert meta["selected_epoch"] == int(log["val_loss"].idxmin())
+    pred = pd.read_parquet(out / "predictions.parquet")
+    assert (pred["model_selection"] == "inner_val").all()
+    assert set(pred["case_id"]) == set(splits.loc[splits.fold == 2, "case_id"])
+    assert meta["model_selection"] == "inner_val"
+
+
 @pytest.mark.parametrize(
     ("bad", "match"),
     [
         ({"model_selection": "best_val"}, "model_selection='best_val' is not supported"),
+        ({"inner_val_fraction": 1.0}, r"inner_val_fraction must be in \(0, 1\)"),
         ({"epoch": 3}, r"unknown training params \['epoch'\]"),
         ({"grad_accum": 0}, "grad_accum must be >= 1"),
     ],

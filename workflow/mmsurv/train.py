@@ -25,6 +25,7 @@ from mmsurv.data import (
     SurvivalDataset,
     bag_attrs,
     discretize,
+    make_folds,
     make_weighted_sampler,
     read_clinical,
     read_splits,
@@ -51,10 +52,14 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "l1_reg": 0.0,
     "lambda_sim": 1.0,
     "model_selection": "last_epoch",
+    "inner_val_fraction": 0.2,
     "num_threads": None,
     "model_kwargs": {},
 }
-MODEL_SELECTION_POLICIES = ("last_epoch",)
+# last_epoch: the weights after the last epoch, no validation data looked at (MCAT).
+# inner_val: the epoch with the lowest NLL on an inner validation split of the training folds
+# (stratified, seeded); the held-out fold is never looked at either way.
+MODEL_SELECTION_POLICIES = ("last_epoch", "inner_val")
 # Keys of the workflow's `training:` config that train_fold takes as arguments (or ignores).
 CALLER_KEYS = ("models", "seed", "device")
 
@@ -75,8 +80,12 @@ def resolve_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         if int(p["max_patches"]) < 1:
             raise ValueError(f"params.max_patches must be >= 1 or null, got {p['max_patches']}")
         p["max_patches"] = int(p["max_patches"])
-    for key in ("lr", "weight_decay", "alpha_surv", "l1_reg", "lambda_sim"):
+    for key in ("lr", "weight_decay", "alpha_surv", "l1_reg", "lambda_sim", "inner_val_fraction"):
         p[key] = float(p[key])
+    if not 0 < p["inner_val_fraction"] < 1:
+        raise ValueError(
+            f"params.inner_val_fraction must be in (0, 1), got {p['inner_val_fraction']}"
+        )
     if p["model_selection"] not in MODEL_SELECTION_POLICIES:
         raise ValueError(
             f"params.model_selection={p['model_selection']!r} is not supported; "
@@ -147,6 +156,25 @@ def _check_bags(store: BagStore, case_ids: list[str], bags_h5: str) -> None:
         raise ValueError(f"{bags_h5}: cases with 0 patches {empty[:20]} (model needs pathology)")
 
 
+def _inner_split(
+    clinical: pd.DataFrame, train_ids: list[str], fraction: float, seed: int
+) -> tuple[list[str], int]:
+    """Reorder the training cases as inner-train + inner-validation; return them and n_val.
+
+    The inner split is one fold of a stratified (event × time quartile) K-fold over the
+    training cases with K = round(1 / fraction), from the training seed.
+    """
+    k = max(2, round(1 / fraction))
+    if len(train_ids) < 2 * k:
+        raise ValueError(
+            f"model_selection inner_val: {len(train_ids)} training cases are too few for an "
+            f"inner split of 1/{k}; use model_selection last_epoch"
+        )
+    inner = make_folds(clinical.loc[train_ids], n_folds=k, seed=seed)
+    val = set(inner.loc[inner["fold"] == 0, "case_id"])
+    return [c for c in train_ids if c not in val] + [c for c in train_ids if c in val], len(val)
+
+
 def _inputs(
     item: dict[str, Any], need_path: bool, need_omic: bool, dev: torch.device
 ) -> tuple[torch.Tensor | None, list[torch.Tensor] | None]:
@@ -197,6 +225,9 @@ def train_fold(
     test_ids = splits.loc[splits["fold"] == fold, "case_id"].tolist()
     if not train_ids:
         raise ValueError(f"{splits_tsv}: no training cases outside fold {fold}")
+    n_val = 0
+    if p["model_selection"] == "inner_val":
+        train_ids, n_val = _inner_split(clinical, train_ids, p["inner_val_fraction"], seed)
     all_ids = train_ids + test_ids
 
     families = read_families_json(families_json)
@@ -230,6 +261,7 @@ def train_fold(
             clinical=clinical,
             train_ids=train_ids,
             test_ids=test_ids,
+            n_val=n_val,
             omics_blocks=omics_blocks,
             omic_sizes=omic_sizes,
             scaler=scaler,
@@ -246,6 +278,33 @@ def train_fold(
     return summary
 
 
+def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of the model's weights (to restore the selected epoch)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _evaluate_loss(
+    model: torch.nn.Module,
+    ds: SurvivalDataset,
+    need_path: bool,
+    need_omic: bool,
+    dev: torch.device,
+    alpha: float,
+) -> tuple[float, float]:
+    """Mean NLL survival loss and c-index of the model (eval mode) on a dataset."""
+    model.eval()
+    losses, risks = [], []
+    with torch.no_grad():
+        for i in range(len(ds)):
+            item = ds[i]
+            res = model(*_inputs(item, need_path, need_omic, dev))
+            label = item["label"].view(1).to(dev)
+            event = torch.tensor([item["event"]], device=dev)
+            losses.append(float(nll_surv_loss(res.hazards, label, event, alpha=alpha)))
+            risks.append(float(-res.surv.sum()))
+    return float(np.mean(losses)), _cindex(ds.events, ds.times, np.asarray(risks))
+
+
 def _run(
     *,
     p: dict[str, Any],
@@ -258,6 +317,7 @@ def _run(
     clinical: pd.DataFrame,
     train_ids: list[str],
     test_ids: list[str],
+    n_val: int,
     omics_blocks: list[np.ndarray] | None,
     omic_sizes: list[int],
     scaler: Standardizer | None,
@@ -288,7 +348,9 @@ def _run(
             max_patches=p["max_patches"],
         )
 
-    ds_train = dataset(slice(0, n_train), train_ids, True)
+    n_fit = n_train - n_val  # inner_val: the last n_val training cases only select the epoch
+    ds_train = dataset(slice(0, n_fit), train_ids[:n_fit], True)
+    ds_val = dataset(slice(n_fit, n_train), train_ids[n_fit:], False) if n_val else None
     ds_test = dataset(slice(n_train, None), test_ids, False)
 
     kwargs: dict[str, Any] = {"n_bins": p["n_bins"], "omic_sizes": omic_sizes}
@@ -315,16 +377,19 @@ def _run(
         make_weighted_sampler(ds_train.labels, ds_train.events) if p["weighted_sampling"] else None
     )
     log.info(
-        "%s %s fold %d: %d train / %d test cases, bins %s, device %s",
-        cohort, model_name, fold, n_train, len(test_ids), np.round(edges, 2).tolist(), dev,
+        "%s %s fold %d: %d train (%d of them inner validation) / %d test cases, bins %s, "
+        "device %s, model selection %s",
+        cohort, model_name, fold, n_train, n_val, len(test_ids), np.round(edges, 2).tolist(),
+        dev, p["model_selection"],
     )  # fmt: skip
 
     history = []
+    best: tuple[int, float, dict[str, torch.Tensor]] | None = None
     t_start = time.perf_counter()
     for epoch in range(p["epochs"]):
         t0 = time.perf_counter()
         model.train()
-        order = list(sampler) if sampler is not None else torch.randperm(n_train).tolist()
+        order = list(sampler) if sampler is not None else torch.randperm(n_fit).tolist()
         optimizer.zero_grad()
         tot = surv_tot = aux_tot = 0.0
         epoch_risk: dict[int, float] = {}
@@ -365,6 +430,12 @@ def _run(
             "loss_surv": surv_tot / len(order),
             "loss_aux": aux_tot / len(order),
         }
+        if ds_val is not None:
+            row["val_loss"], row["val_cindex"] = _evaluate_loss(
+                model, ds_val, need_path, need_omic, dev, p["alpha_surv"]
+            )
+            if best is None or row["val_loss"] < best[1]:
+                best = (epoch, row["val_loss"], _state_copy(model))
         history.append(row)
         log.info(
             "epoch %d/%d loss %.4f (surv %.4f aux %.4f) train c-index %.3f %.1fs",
@@ -373,7 +444,12 @@ def _run(
         )  # fmt: skip
     train_seconds = time.perf_counter() - t_start
 
-    # Prediction on the held-out fold, with the last epoch's weights (model_selection).
+    # Prediction on the held-out fold with the weights model_selection chose.
+    selected_epoch = p["epochs"] - 1
+    if best is not None:
+        selected_epoch = best[0]
+        model.load_state_dict(best[2])
+        log.info("inner_val: epoch %d selected (validation NLL %.4f)", best[0] + 1, best[1])
     model.eval()
     hazards, survs = [], []
     with torch.no_grad():
@@ -417,6 +493,8 @@ def _run(
         "encoder": encoder,
         "encoder_weights": encoder_weights,
         "model_selection": p["model_selection"],
+        "selected_epoch": selected_epoch,
+        "inner_val_case_ids": train_ids[n_fit:],
         "epochs_trained": p["epochs"],
         "train_seconds": train_seconds,
         "test_cindex": None if math.isnan(test_ci) else test_ci,
