@@ -7,12 +7,16 @@ package convention: `event` bool (True = death observed) and `survival_months`.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import re
+import shutil
+import tarfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -889,3 +893,219 @@ def prepare_cohort(
     family = gene_family_report(omics_kept, families, cohort=cohort)
     write_table(family, out / REPORT_FILES["gene_families"])
     return result
+
+
+# --------------------------------------------------------------------------- acquisition
+CBIOPORTAL_FILES: dict[str, str] = {
+    "rnaseq": "data_mrna_seq_v2_rsem.txt",
+    "cnv": "data_cna.txt",
+    "clinical": "data_clinical_patient.txt",
+    "mut": "data_mutations.txt",
+    "case_list": "case_lists/cases_sequenced.txt",
+}
+"""Files the workflow takes from a cBioPortal PanCanAtlas study archive, by role."""
+
+
+def cbioportal_files(*, mutations: bool) -> dict[str, str]:
+    """Archive members needed: RSEM, CNA, patient clinical (+ the MAF and its case list)."""
+    wanted = ("rnaseq", "cnv", "clinical", *(("mut", "case_list") if mutations else ()))
+    return {key: CBIOPORTAL_FILES[key] for key in wanted}
+
+
+def study_archive_url(template: str, study: str) -> str:
+    """The archive URL of a cBioPortal study from the `{study}` URL template."""
+    if "{study}" not in template:
+        raise ValueError(
+            f"acquisition.omics.archive_url {template!r} must contain the placeholder {{study}}"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", study):
+        raise ValueError(f"cBioPortal study id {study!r} must match [A-Za-z0-9_.-]+")
+    return template.replace("{study}", study)
+
+
+def fetch_source(
+    url: str,
+    dest: PathLike,
+    *,
+    md5: str | None,
+    label: str,
+    download: Mapping[str, Any] | None = None,
+) -> Path:
+    """Download one omics/survival source with the `download` settings (resume, retries, md5)."""
+    from mmsurv.gdc import DOWNLOAD_DEFAULTS, download_file
+
+    s = {**DOWNLOAD_DEFAULTS, **(download or {})}
+    if not md5:
+        log.warning(
+            "%s: no md5 configured; the download is resumed and retried but not checksum-verified",
+            label,
+        )
+    return download_file(
+        url,
+        dest,
+        md5=md5 or None,
+        retries=int(s["retries"]),
+        backoff=float(s["backoff"]),
+        max_backoff=float(s["max_backoff"]),
+        timeout=float(s["timeout"]),
+        chunk_size=int(s["chunk_kb"]) * 1024,
+        progress_every=int(float(s["progress_mb"]) * (1 << 20)),
+        verify_existing=bool(s["verify_existing"]),
+        label=label,
+    )
+
+
+def _member_parts(name: str) -> list[str] | None:
+    """Components of an archive member name without `.`; None if absolute or with `..`."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+        return None
+    return parts
+
+
+def _member_relpath(parts: Sequence[str], study: str) -> str:
+    """Path of an archive member inside the study folder (`study/x`, `./study/x` or `x`)."""
+    if parts[0] == study and len(parts) > 1:
+        parts = parts[1:]
+    return "/".join(parts)
+
+
+def _copy_members(
+    tar: tarfile.TarFile,
+    wanted: Mapping[str, str],
+    outputs: Mapping[str, PathLike],
+    *,
+    study: str,
+    where: str,
+    done: dict[str, Path],
+    tops: set[str],
+) -> None:
+    """Stream the archive once, copying each wanted regular-file member to its output path."""
+    for member in tar:
+        parts = _member_parts(member.name)
+        if parts is None:  # never matched, so never written anywhere
+            log.warning("%s: ignored unsafe member name %r", where, member.name)
+            continue
+        tops.add(parts[0])
+        rel = _member_relpath(parts, study)
+        if rel not in wanted:
+            continue
+        role = wanted[rel]
+        if role in done:
+            raise TCGAFormatError(f"{where}: {rel} appears more than once")
+        if not member.isfile():
+            raise TCGAFormatError(
+                f"{where}: {rel} is not a regular file (link or special member); refusing it"
+            )
+        src = tar.extractfile(member)
+        if src is None:  # pragma: no cover - isfile() members always have data
+            raise TCGAFormatError(f"{where}: cannot read {rel}")
+        with src, atomic_path(outputs[role]) as tmp, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        done[role] = Path(outputs[role])
+        log.info("%s: extracted %s (%d bytes) -> %s", where, rel, member.size, done[role])
+
+
+def unpack_cbioportal_study(
+    archive: PathLike, outputs: Mapping[str, PathLike], *, study: str
+) -> dict[str, Path]:
+    """Extract only the wanted members of a study archive to the given paths (role → path).
+
+    `outputs` keys are roles of CBIOPORTAL_FILES. Members are matched by their path inside the
+    study folder (`study/...`, `./study/...` or at the top) and copied to the caller's paths, so
+    member names never choose where bytes land; absolute or `..` names are skipped, links and
+    other non-regular members refused. On any error the files already written are removed.
+    """
+    unknown = [k for k in outputs if k not in CBIOPORTAL_FILES]
+    if unknown:
+        raise ValueError(f"unknown cBioPortal file role(s) {unknown}; known: {CBIOPORTAL_FILES}")
+    p = _require_file(archive)
+    where = f"{p} (study {study})"
+    wanted = {CBIOPORTAL_FILES[k]: k for k in outputs}
+    done: dict[str, Path] = {}
+    tops: set[str] = set()
+    try:
+        try:
+            with tarfile.open(p, mode="r|*") as tar:
+                _copy_members(tar, wanted, outputs, study=study, where=where, done=done, tops=tops)
+        except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise TCGAFormatError(f"{where}: not a readable tar archive: {err}") from err
+        missing = [CBIOPORTAL_FILES[k] for k in outputs if k not in done]
+        if missing:
+            raise TCGAFormatError(
+                f"{where}: missing {missing}; its top-level entries are {sorted(tops)[:10]} "
+                "(is acquisition.omics.studies right for this cohort?)"
+            )
+    except BaseException:
+        for path in done.values():
+            path.unlink(missing_ok=True)
+        raise
+    return done
+
+
+def prepare_cohort_from_files(
+    *,
+    cohort: str,
+    slide_sheet: PathLike,
+    rnaseq: PathLike,
+    cnv: PathLike,
+    survival: PathLike,
+    survival_source: Literal["cbioportal", "tcdr"],
+    gene_families: PathLike,
+    clinical_out: PathLike,
+    omics_out: PathLike,
+    report_dir: PathLike,
+    mut: PathLike | None = None,
+    case_list: PathLike | None = None,
+    transforms: Mapping[str, Transform] | None = None,
+    sample_types: Sequence[str] = DEFAULT_SAMPLE_TYPES,
+    missing_policy: MissingPolicy = "drop",
+) -> CohortResult:
+    """Parse a cohort's unpacked cBioPortal files and survival source, then `prepare_cohort`."""
+    from mmsurv.omics import load_gene_families
+
+    if survival_source == "cbioportal":
+        surv = read_cbioportal_survival(survival)
+    elif survival_source == "tcdr":
+        surv = read_tcga_cdr(survival, cancer_type=cohort)
+    else:
+        raise ValueError(
+            f"acquisition.survival.source must be 'cbioportal' or 'tcdr', got {survival_source!r}"
+        )
+    slides = pd.read_csv(slide_sheet, sep="\t", dtype=str)
+    _need_columns(slides, ["cohort", "case_id", "slide_id"], slide_sheet)
+    types = tuple(sample_types)
+    muts = None
+    if mut is not None:
+        profiled = read_cbioportal_case_list(case_list) if case_list is not None else None
+        muts = read_maf(mut, sample_types=types, profiled_samples=profiled)
+    result = prepare_cohort(
+        cohort=cohort,
+        slides=slides[slides["cohort"] == cohort],
+        rna=read_cbioportal_matrix(rnaseq, sample_types=types),
+        cnv=read_cbioportal_matrix(cnv, sample_types=types),
+        mut=muts,
+        survival=surv,
+        families=load_gene_families(gene_families),
+        clinical_out=clinical_out,
+        omics_out=omics_out,
+        report_dir=report_dir,
+        transforms=transforms,
+        missing_policy=missing_policy,
+    )
+    log.info("%s: cohort summary %s", cohort, result.summary.iloc[0].to_dict())
+    return result
+
+
+def concat_reports(paths: Sequence[PathLike], out: PathLike) -> pd.DataFrame:
+    """Stack per-cohort report TSVs (same columns) into one table and write it atomically."""
+    if not paths:
+        raise ValueError(f"no per-cohort report to concatenate into {out}")
+    tables = [pd.read_csv(p, sep="\t", keep_default_na=False, na_values=[""]) for p in paths]
+    first = list(tables[0].columns)
+    for path, table in zip(paths, tables, strict=True):
+        if list(table.columns) != first:
+            raise TCGAFormatError(f"{path}: columns {list(table.columns)} differ from {first}")
+    table = pd.concat(tables, ignore_index=True)
+    write_table(table, out)
+    return table

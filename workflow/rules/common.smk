@@ -7,6 +7,7 @@ from snakemake.utils import validate
 from mmsurv.byo import check_byo_config, for_cohort
 from mmsurv.io import empty_slide_sheet, read_slide_sheet
 from mmsurv.model_catalog import model_inputs
+from mmsurv.tcga import REPORT_FILES, cbioportal_files, study_archive_url
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -172,6 +173,7 @@ def get_final_outputs():
         f"{OUT}/tables/metrics.md",
         f"{OUT}/run_summary.md",
         *[f"{OUT}/figures/km_{c}.png" for c in COHORTS],
+        *(acquisition_tables() if config["data_source"] == "tcga" else []),
     ]
 
 
@@ -196,3 +198,96 @@ def get_gdc_file(wildcards):
         "md5sum": str(row["md5sum"]),
         "file_size": int(row["file_size"]),
     }
+
+
+# TCGA omics and survival (data_source tcga, `acquisition:`; docs/tcga.md).
+ACQ = config["acquisition"]
+ACQ_OMICS = ACQ["omics"]
+ACQ_SURVIVAL = ACQ["survival"]
+TCDR_PATH = (
+    f"{OUT}/downloads/TCGA-CDR-SupplementalTableS1.{ACQ_SURVIVAL['tcdr_format']}"
+)
+
+
+def check_acquisition_config():
+    """Stop the parse, naming the keys, when the TCGA omics/survival acquisition cannot be planned."""
+    problems = []
+    missing = [c for c in COHORTS if c not in ACQ_OMICS["studies"]]
+    if missing:
+        problems.append(
+            f"acquisition.omics.studies has no cBioPortal study for cohort(s) {missing} "
+            "(e.g. TCGA-BLCA: blca_tcga_pan_can_atlas_2018)"
+        )
+    for key in ("clinical", "omics"):
+        if "{cohort}" not in config[key]:
+            problems.append(
+                f"config key `{key}` ({config[key]!r}) must contain {{cohort}}: with "
+                "data_source tcga it is written per cohort by tcga_cohort_tables"
+            )
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def cbioportal_study(cohort):
+    """The cBioPortal study id of a cohort (acquisition.omics.studies)."""
+    return ACQ_OMICS["studies"][cohort]
+
+
+def get_study_archive(wildcards):
+    """The downloaded study archive of the cohort's cBioPortal study."""
+    return f"{OUT}/downloads/cbioportal/{cbioportal_study(wildcards.cohort)}.tar.gz"
+
+
+def get_study_url(wildcards):
+    """Download URL of one study archive (acquisition.omics.archive_url)."""
+    return study_archive_url(ACQ_OMICS["archive_url"], wildcards.study)
+
+
+def get_study_md5(wildcards):
+    """Configured md5 of one study archive, or None (not checksum-verified)."""
+    return ACQ_OMICS["md5"].get(wildcards.study)
+
+
+def cbioportal_outputs():
+    """Unpacked study files of a cohort by role (mutation files only with omics.mutations)."""
+    files = cbioportal_files(mutations=ACQ_OMICS["mutations"])
+    return {
+        role: f"{OUT}/{{cohort}}/acquisition/cbioportal/{name}"
+        for role, name in files.items()
+    }
+
+
+def acquisition_reports():
+    """Report TSVs that tcga_cohort_tables writes per cohort (mmsurv.tcga.REPORT_FILES)."""
+    return {
+        key: f"{OUT}/{{cohort}}/acquisition/{name}"
+        for key, name in REPORT_FILES.items()
+    }
+
+
+def get_cohort_sources(wildcards):
+    """Inputs of tcga_cohort_tables: unpacked omics, the survival source, sheet, families."""
+    unpacked = {
+        role: path.format(cohort=wildcards.cohort)
+        for role, path in cbioportal_outputs().items()
+    }
+    clinical = unpacked.pop("clinical")
+    survival = clinical if ACQ_SURVIVAL["source"] == "cbioportal" else TCDR_PATH
+    return {
+        **unpacked,
+        "survival": survival,
+        "sheet": config["samples"],
+        "gene_families": config["gene_families"],
+    }
+
+
+def acquisition_tables():
+    """Cohort summary, gene-family and omics reports of every cohort (the report's tables)."""
+    return [
+        f"{OUT}/tables/{name}"
+        for name in ("cohort_summary.tsv", "gene_family_report.tsv", "omics_report.tsv")
+    ]
+
+
+if config["data_source"] == "tcga":
+    check_acquisition_config()

@@ -1,6 +1,7 @@
 # Input acquisition. `data_source: demo` generates the embedded synthetic cohort; `tcga` lists
-# the open diagnostic slides of each cohort on the GDC and downloads them (docs/tcga.md);
-# `local` with byo.tables converts MCAT-style tables (docs/byo.md).
+# the open diagnostic slides of each cohort on the GDC and downloads them, and downloads the
+# omics and survival of each cohort (cBioPortal study archives, docs/tcga.md); `local` with
+# byo.tables converts MCAT-style tables (docs/byo.md).
 
 
 if config["data_source"] == "demo":
@@ -52,6 +53,8 @@ if config["data_source"] == "tcga":
         log:
             f"{OUT}/logs/gdc_manifest/{{cohort}}.log",
         localrule: DOWNLOAD["local"]
+        conda:
+            "../../envs/mmsurv.yaml"
         resources:
             mem_mb=res("download", "mem_mb"),
             runtime=res("download", "runtime"),
@@ -69,6 +72,8 @@ if config["data_source"] == "tcga":
         log:
             f"{OUT}/logs/gdc_slide_sheet.log",
         localrule: True
+        conda:
+            "../../envs/mmsurv.yaml"
         params:
             slide_dir=SLIDE_DIR,
         script:
@@ -92,6 +97,8 @@ if config["data_source"] == "tcga":
             file_id=UUID_PATTERN,
         retries: DOWNLOAD["job_retries"]
         localrule: DOWNLOAD["local"]
+        conda:
+            "../../envs/mmsurv.yaml"
         threads: 1
         resources:
             gdc_downloads=1,
@@ -101,6 +108,132 @@ if config["data_source"] == "tcga":
             gdc_file=get_gdc_file,
         script:
             "../../scripts/gdc_download.py"
+
+    # Omics and survival: cBioPortal PanCancer Atlas study archives (and the TCGA-CDR table),
+    # downloaded like the slides, unpacked, then harmonised with the slide sheet per cohort.
+    rule download_cbioportal_study:
+        """Download one cBioPortal study archive: resumable, retried, md5-checked if configured."""
+        output:
+            archive=f"{OUT}/downloads/cbioportal/{{study}}.tar.gz",
+        log:
+            f"{OUT}/logs/acquisition/download_{{study}}.log",
+        wildcard_constraints:
+            study=_alternatives(ACQ_OMICS["studies"].values()),
+        retries: DOWNLOAD["job_retries"]
+        localrule: DOWNLOAD["local"]
+        conda:
+            "../../envs/mmsurv.yaml"
+        threads: 1
+        resources:
+            gdc_downloads=1,
+            mem_mb=res("download", "mem_mb"),
+            runtime=res("download", "runtime"),
+        params:
+            url=get_study_url,
+            md5=get_study_md5,
+            label=lambda wildcards: f"cBioPortal study {wildcards.study}",
+        script:
+            "../../scripts/tcga_download.py"
+
+    rule download_tcga_cdr:
+        """Download the TCGA Pan-Cancer Clinical Data Resource table (survival.source tcdr)."""
+        output:
+            table=TCDR_PATH,
+        log:
+            f"{OUT}/logs/acquisition/download_tcga_cdr.log",
+        retries: DOWNLOAD["job_retries"]
+        localrule: DOWNLOAD["local"]
+        conda:
+            "../../envs/mmsurv.yaml"
+        threads: 1
+        resources:
+            gdc_downloads=1,
+            mem_mb=res("download", "mem_mb"),
+            runtime=res("download", "runtime"),
+        params:
+            url=ACQ_SURVIVAL["tcdr_url"],
+            md5=ACQ_SURVIVAL["tcdr_md5"],
+            label="TCGA-CDR table",
+        script:
+            "../../scripts/tcga_download.py"
+
+    rule unpack_cbioportal_study:
+        """Extract only the needed files of a cohort's study archive (no path from member names)."""
+        input:
+            archive=get_study_archive,
+        output:
+            **cbioportal_outputs(),
+        log:
+            f"{OUT}/logs/acquisition/{{cohort}}_unpack.log",
+        localrule: True
+        conda:
+            "../../envs/mmsurv.yaml"
+        params:
+            study=lambda wildcards: cbioportal_study(wildcards.cohort),
+        script:
+            "../../scripts/tcga_unpack.py"
+
+    rule tcga_cohort_tables:
+        """Harmonise a cohort's omics and survival with its slides: clinical, omics, reports."""
+        input:
+            unpack(get_cohort_sources),
+        output:
+            **acquisition_reports(),
+            clinical=config["clinical"],
+            omics=config["omics"],
+        log:
+            f"{OUT}/logs/acquisition/{{cohort}}_tables.log",
+        conda:
+            "../../envs/mmsurv.yaml"
+        resources:
+            mem_mb=res("bags", "mem_mb"),
+            runtime=res("bags", "runtime"),
+        params:
+            survival_source=ACQ_SURVIVAL["source"],
+            transforms=ACQ_OMICS["transforms"],
+            sample_types=ACQ_OMICS["sample_types"],
+            missing_policy=ACQ["missing_policy"],
+        script:
+            "../../scripts/tcga_cohort.py"
+
+    rule cohort_summary:
+        """Stack the cohorts' summaries (vs the paper's case counts) and gene-family reports."""
+        input:
+            summaries=expand(
+                f"{OUT}/{{cohort}}/acquisition/{REPORT_FILES['summary']}",
+                cohort=COHORTS,
+            ),
+            families=expand(
+                f"{OUT}/{{cohort}}/acquisition/{REPORT_FILES['gene_families']}",
+                cohort=COHORTS,
+            ),
+            omics_reports=expand(
+                f"{OUT}/{{cohort}}/acquisition/{REPORT_FILES['omics_report']}",
+                cohort=COHORTS,
+            ),
+        output:
+            summary=report(
+                f"{OUT}/tables/cohort_summary.tsv",
+                caption="../report/cohort_summary.rst",
+                category="Cohorts",
+            ),
+            families=report(
+                f"{OUT}/tables/gene_family_report.tsv",
+                caption="../report/gene_families.rst",
+                category="Cohorts",
+            ),
+            omics_report=report(
+                f"{OUT}/tables/omics_report.tsv",
+                caption="../report/omics_report.rst",
+                category="Cohorts",
+            ),
+        log:
+            f"{OUT}/logs/acquisition/cohort_summary.log",
+        localrule: True
+        conda:
+            "../../envs/mmsurv.yaml"
+        script:
+            "../../scripts/tcga_cohort_summary.py"
 
 
 if config["data_source"] == "local" and BYO_TABLES:
