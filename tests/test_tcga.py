@@ -183,17 +183,17 @@ def test_read_tcga_cdr_csv_export(tmp_path):
     assert len(surv.table) == 4 and len(surv.excluded) == 2
 
 
-def test_read_tcga_cdr_xlsx_without_openpyxl_is_explained(tmp_path):
-    try:
-        import openpyxl  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("openpyxl installed")
+def test_read_tcga_cdr_xlsx_sheet(tmp_path):
+    """The published TCGA-CDR is an .xlsx whose data sit on the sheet `TCGA-CDR`."""
+    src = pd.read_csv(FIX / "TCGA-CDR-SupplementalTableS1.tsv", sep="\t", dtype=str)
     xlsx = tmp_path / "TCGA-CDR-SupplementalTableS1.xlsx"
-    xlsx.write_bytes(b"PK")
-    with pytest.raises(ImportError, match="needs openpyxl"):
-        read_tcga_cdr(xlsx)
+    with pd.ExcelWriter(xlsx, engine="openpyxl") as writer:
+        pd.DataFrame({"note": ["readme"]}).to_excel(writer, sheet_name="ExtraEndpoints")
+        src.to_excel(writer, sheet_name="TCGA-CDR", index=False)
+    from_xlsx = read_tcga_cdr(xlsx, cancer_type="BLCA")
+    from_tsv = read_tcga_cdr(FIX / "TCGA-CDR-SupplementalTableS1.tsv", cancer_type="BLCA")
+    pd.testing.assert_frame_equal(from_xlsx.table, from_tsv.table)
+    assert from_xlsx.excluded.equals(from_tsv.excluded)
 
 
 def test_read_cbioportal_survival():
