@@ -218,6 +218,7 @@ def test_acquisition_rules_download_unpack_and_write_the_tables(
                 "archive_url": f"{server.url}/data/{{study}}.tar.gz",
                 "mutations": True,
             },
+            "survival": {"source": "cbioportal"},
         },
     }
     (repo / "test.yaml").write_text(yaml.safe_dump(cfg))
@@ -295,19 +296,22 @@ def test_dry_run_plans_the_acquisition_and_the_paper_run(tmp_path: Path) -> None
     counts = _job_counts(proc.stdout + proc.stderr)
     for rule in ("download_cbioportal_study", "unpack_cbioportal_study", "tcga_cohort_tables"):
         assert counts[rule] == 3, rule
-    assert counts["cohort_summary"] == 1 and "download_tcga_cdr" not in counts
+    # the shipped config takes survival from the TCGA-CDR (one table for all cancers)
+    assert counts["cohort_summary"] == 1 and counts["download_tcga_cdr"] == 1
     assert counts["download_slide"] == counts["tile_slide"] == len(sheet)
     assert counts["train"] == 3 * len(MODELS) * 5
     assert counts["omics_bags"] == counts["splits"] == counts["case_bags"] == 3
     assert counts["cindex_table"] == counts["paper_tables"] == counts["run_summary"] == 1
     assert "gdc_slide_manifest" not in counts  # the sheet pins the slides
 
-    (repo / "cdr.yaml").write_text(
-        yaml.safe_dump({"acquisition": {"survival": {"source": "tcdr"}}})
+    (repo / "cbio.yaml").write_text(
+        yaml.safe_dump({"acquisition": {"survival": {"source": "cbioportal"}}})
     )
-    proc = snakemake(repo, "-n", "--configfile", "config/tcga.yaml", "cdr.yaml", "--quiet", "rules")
+    proc = snakemake(
+        repo, "-n", "--configfile", "config/tcga.yaml", "cbio.yaml", "--quiet", "rules"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _job_counts(proc.stdout + proc.stderr)["download_tcga_cdr"] == 1
+    assert "download_tcga_cdr" not in _job_counts(proc.stdout + proc.stderr)
 
 
 def test_cohort_without_a_study_stops_the_parse(tmp_path: Path) -> None:
