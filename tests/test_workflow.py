@@ -136,7 +136,7 @@ def _job_counts(text: str) -> dict[str, int]:
 def test_demo_runs_end_to_end_with_report(tmp_path: Path) -> None:
     """The README's first command on the shipped demo config: table, KM figures, report."""
     repo = copy_repo(tmp_path)
-    proc = snakemake(repo, "--cores", "2", timeout=3000)
+    proc = snakemake(repo, "--cores", "2", timeout=3600)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "demo_snakemake.log").write_text(proc.stdout + proc.stderr)
     assert proc.returncode == 0, proc.stderr[-5000:]
