@@ -32,7 +32,7 @@ __all__ = [
 DEFAULT_COHORTS = ("DEMO-BLCA", "DEMO-LUAD", "DEMO-UCEC")
 
 #: Slide geometry: every slide covers the same physical field, rendered at 20x (0.5 µm/px).
-WIDTH_20X, HEIGHT_20X = 1536, 1024  # ~13 tiles of 256 px at 20x per slide (CI: 2 cores)
+WIDTH_20X, HEIGHT_20X = 2048, 1536
 MPP_20X, MPP_40X = 0.5, 0.25
 #: Pyramids: 40x scans get TCGA-like downsamples; 20x scans (1, 2, 8) so that both scans
 #: have a 4 µm/px level for segmentation.
