@@ -7,6 +7,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_models import (  # shared inputs (tests/ is on sys.path)
+    OMIC_SIZES,
+    PATH_DIM,
+    _inputs,
+    _model,
+)
 
 # Imported explicitly: they register the models (mmsurv.models.__init__ may not import them yet).
 import mmsurv.models.clam_sb
@@ -15,7 +21,7 @@ import mmsurv.models.porpoise
 import mmsurv.models.snn_trans  # noqa: F401
 from mmsurv.losses import nll_surv_loss
 from mmsurv.model_catalog import MODEL_INPUTS
-from mmsurv.models import create_model, model_class, model_modalities
+from mmsurv.models import model_class, model_modalities
 from mmsurv.models.clam_sb import CLAMSB, smooth_top1_svm_loss
 from mmsurv.models.hfbsurv import HFBSurv, mfb_pool
 from mmsurv.models.porpoise import Porpoise
@@ -23,8 +29,6 @@ from mmsurv.models.snn_trans import SNNTrans
 
 torch.set_num_threads(1)
 
-PATH_DIM = 32
-OMIC_SIZES = [3, 10, 1, 25, 7, 4]  # six families of different sizes
 MODELS = ["snn_trans", "clam_sb", "porpoise", "hfbsurv"]
 PATH_MODELS = [m for m in MODELS if "path" in MODEL_INPUTS[m]]
 # The first layer each modality enters through: its gradient must be non-zero.
@@ -34,18 +38,6 @@ INPUT_LAYERS = {
     "porpoise": ["path_fc.1.weight", "fc_omic.0.0.weight"],
     "hfbsurv": ["path_fc.0.weight", "fc_omic.0.0.weight"],
 }
-
-
-def _inputs(n_patches: int, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    g = torch.Generator().manual_seed(seed)
-    path = torch.randn(n_patches, PATH_DIM, generator=g)
-    omics = [torch.randn(s, generator=g) for s in OMIC_SIZES]
-    return path, omics
-
-
-def _model(name: str, **kw):
-    torch.manual_seed(0)
-    return create_model(name, n_bins=4, path_dim=PATH_DIM, omic_sizes=OMIC_SIZES, **kw)
 
 
 def _run(model, name: str, path, omics, label: torch.Tensor | None = None):

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from test_models import OMIC_SIZES, PATH_DIM, _inputs  # shared inputs (tests/ is on sys.path)
 
 import mmsurv.models.dualtrans
 import mmsurv.models.mcat
@@ -25,18 +26,9 @@ from mmsurv.models.mcat import MCAT
 
 torch.set_num_threads(1)
 
-PATH_DIM = 32
-OMIC_SIZES = [3, 10, 1, 25, 7, 4]  # six families of different sizes
 MODELS = ["transmil", "mcat", "dualtrans"]
 # Small widths keep the CPU tests fast; default widths are covered by test_default_widths_run.
 SMALL = {"transmil": {"dim": 64}, "mcat": {"d": 32}, "dualtrans": {"d": 32, "omic_hidden": 64}}
-
-
-def _inputs(n_patches: int, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    g = torch.Generator().manual_seed(seed)
-    path = torch.randn(n_patches, PATH_DIM, generator=g)
-    omics = [torch.randn(s, generator=g) for s in OMIC_SIZES]
-    return path, omics
 
 
 def _model(name: str, small: bool = True, **kw):

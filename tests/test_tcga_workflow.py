@@ -35,21 +35,6 @@ CBIO = Path(__file__).parent / "fixtures" / "tcga" / "cbioportal"
 CDR = Path(__file__).parent / "fixtures" / "tcga" / "TCGA-CDR-SupplementalTableS1.tsv"
 STUDY = "x1_tcga_pan_can_atlas_2018"  # the fixtures' cancer_study_identifier
 ARCHIVE = f"{STUDY}.tar.gz"
-MODELS = [
-    "snn",
-    "snn_trans",
-    "attn_mil",
-    "clam_sb",
-    "transmil",
-    "porpoise",
-    "hfbsurv",
-    "mcat",
-    "dualtrans",
-    "ours",
-    "ours_wo_simme",
-    "ours_wo_bdca",
-    "ours_wo_ot",
-]
 
 
 def study_tarball(prefix: str = f"{STUDY}/", extra: list[tarfile.TarInfo] | None = None) -> bytes:
@@ -299,7 +284,9 @@ def test_dry_run_plans_the_acquisition_and_the_paper_run(tmp_path: Path) -> None
     # the shipped config takes survival from the TCGA-CDR (one table for all cancers)
     assert counts["cohort_summary"] == 1 and counts["download_tcga_cdr"] == 1
     assert counts["download_slide"] == counts["tile_slide"] == len(sheet)
-    assert counts["train"] == 3 * len(MODELS) * 5
+    config = yaml.safe_load((repo / "config" / "tcga.yaml").read_text())
+    n_folds = config["splits"]["n_folds"]
+    assert counts["train"] == 3 * len(config["training"]["models"]) * n_folds
     assert counts["omics_bags"] == counts["splits"] == counts["case_bags"] == 3
     assert counts["cindex_table"] == counts["paper_tables"] == counts["run_summary"] == 1
     assert "gdc_slide_manifest" not in counts  # the sheet pins the slides
