@@ -217,3 +217,35 @@ def test_workflow_training_config_is_accepted():
     # the workflow passes its whole `training:` block; models/seed/device are arguments
     p = resolve_params({"models": ["snn"], "seed": 1, "device": "auto", "epochs": 2})
     assert p["epochs"] == 2 and "seed" not in p and p["lr"] == 2e-4
+
+
+class _OomOffCpu(torch.nn.Module):
+    """Scores a bag by its mean; out of memory off the CPU (or everywhere, `always`)."""
+
+    def __init__(self, always: bool = False):
+        super().__init__()
+        self.always = always
+
+    def forward(self, path, omics):
+        if self.always or path.device.type != "cpu":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (test)")
+        from mmsurv.models import ModelOutput
+
+        return ModelOutput.from_logits(path.mean(0, keepdim=True)[:, :N_BINS])
+
+
+def test_eval_falls_back_to_cpu_on_gpu_out_of_memory(caplog):
+    """A huge evaluation bag that does not fit the accelerator is scored on the CPU and listed."""
+    from mmsurv.train import _predict
+
+    item = {"case_id": "TCGA-HUGE", "path": torch.randn(50, DIM), "omics": None}
+    fallbacks: list[str] = []
+    # "meta" stands in for an accelerator: inputs move there, the forward pass runs out of memory.
+    with caplog.at_level(logging.WARNING, logger="mmsurv.train"):
+        res = _predict(_OomOffCpu(), item, True, False, torch.device("meta"), fallbacks)
+    assert fallbacks == ["TCGA-HUGE"]
+    assert res.hazards.device.type == "cpu" and res.hazards.shape == (1, N_BINS)
+    assert "TCGA-HUGE (50 patches)" in caplog.text and "scored on the CPU" in caplog.text
+    # Out of memory on the CPU itself is a real error, not something to retry.
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        _predict(_OomOffCpu(always=True), item, True, False, torch.device("cpu"), [])

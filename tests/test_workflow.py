@@ -188,3 +188,14 @@ def test_demo_runs_end_to_end_with_report(tmp_path: Path) -> None:
         src = next(results.rglob(name))
         shutil.copy2(src, ARTIFACTS / f"demo_{name}")
     shutil.copytree(results / "figures", ARTIFACTS / "demo_figures", dirs_exist_ok=True)
+    # Wall seconds per job from Snakemake's benchmark files, summed by stage (and model for
+    # training), to keep the demo's cost per model in view.
+    rows = []
+    for f in sorted((results / "benchmarks").rglob("*.tsv")):
+        parts = f.relative_to(results / "benchmarks").parts
+        stage = "/".join(
+            (parts[0].removesuffix(".tsv"),) + (parts[2:3] if parts[0] == "train" else ())
+        )
+        rows.append({"stage": stage, "s": float(pd.read_csv(f, sep="\t")["s"].iloc[0])})
+    times = pd.DataFrame(rows).groupby("stage")["s"].agg(["count", "mean", "sum"])
+    times.to_csv(ARTIFACTS / "demo_job_seconds.tsv", sep="\t")

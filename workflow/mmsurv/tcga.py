@@ -930,12 +930,17 @@ def fetch_source(
     md5: str | None,
     label: str,
     download: Mapping[str, Any] | None = None,
+    checked_after: bool = False,
 ) -> Path:
-    """Download one omics/survival source with the `download` settings (resume, retries, md5)."""
+    """Download one omics/survival source with the `download` settings (resume, retries, md5).
+
+    `checked_after`: the caller verifies the file itself (e.g. a sha256), so a missing md5 is
+    not worth a warning.
+    """
     from mmsurv.gdc import DOWNLOAD_DEFAULTS, download_file
 
     s = {**DOWNLOAD_DEFAULTS, **(download or {})}
-    if not md5:
+    if not md5 and not checked_after:
         log.warning(
             "%s: no md5 configured; the download is resumed and retried but not checksum-verified",
             label,

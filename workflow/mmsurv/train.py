@@ -184,6 +184,40 @@ def _inputs(
     return path, omics
 
 
+def _predict(
+    model: torch.nn.Module,
+    item: dict[str, Any],
+    need_path: bool,
+    need_omic: bool,
+    dev: torch.device,
+    fallbacks: list[str],
+) -> Any:
+    """Eval-mode forward on the whole bag; a GPU out-of-memory falls back to the CPU for this case.
+
+    Training caps bags at max_patches; evaluation sees every patch, so one huge case (100k
+    patches) may not fit on the GPU. That case is then scored on the CPU (same weights, same
+    result up to float rounding) and listed, instead of the job failing after training.
+    """
+    try:
+        return model(*_inputs(item, need_path, need_omic, dev))
+    except torch.cuda.OutOfMemoryError:
+        if dev.type == "cpu":
+            raise
+    case = item.get("case_id", "?")
+    n = int(item["path"].shape[0]) if need_path else 0
+    log.warning("case %s (%d patches): out of GPU memory at evaluation; scored on the CPU", case, n)
+    fallbacks.append(str(case))
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    cpu = torch.device("cpu")
+    model.to(cpu)
+    try:
+        res = model(*_inputs(item, need_path, need_omic, cpu))
+    finally:
+        model.to(dev)
+    return res
+
+
 def train_fold(
     *,
     cohort: str,
@@ -290,6 +324,7 @@ def _evaluate_loss(
     need_omic: bool,
     dev: torch.device,
     alpha: float,
+    fallbacks: list[str],
 ) -> tuple[float, float]:
     """Mean NLL survival loss and c-index of the model (eval mode) on a dataset."""
     model.eval()
@@ -297,9 +332,9 @@ def _evaluate_loss(
     with torch.no_grad():
         for i in range(len(ds)):
             item = ds[i]
-            res = model(*_inputs(item, need_path, need_omic, dev))
-            label = item["label"].view(1).to(dev)
-            event = torch.tensor([item["event"]], device=dev)
+            res = _predict(model, item, need_path, need_omic, dev, fallbacks)
+            label = item["label"].view(1).to(res.hazards.device)
+            event = torch.tensor([item["event"]], device=res.hazards.device)
             losses.append(float(nll_surv_loss(res.hazards, label, event, alpha=alpha)))
             risks.append(float(-res.surv.sum()))
     return float(np.mean(losses)), _cindex(ds.events, ds.times, np.asarray(risks))
@@ -384,6 +419,7 @@ def _run(
     )  # fmt: skip
 
     history = []
+    cpu_fallbacks: list[str] = []  # cases scored on the CPU after a GPU out-of-memory
     best: tuple[int, float, dict[str, torch.Tensor]] | None = None
     t_start = time.perf_counter()
     for epoch in range(p["epochs"]):
@@ -432,7 +468,7 @@ def _run(
         }
         if ds_val is not None:
             row["val_loss"], row["val_cindex"] = _evaluate_loss(
-                model, ds_val, need_path, need_omic, dev, p["alpha_surv"]
+                model, ds_val, need_path, need_omic, dev, p["alpha_surv"], cpu_fallbacks
             )
             if best is None or row["val_loss"] < best[1]:
                 best = (epoch, row["val_loss"], _state_copy(model))
@@ -454,8 +490,7 @@ def _run(
     hazards, survs = [], []
     with torch.no_grad():
         for i in range(len(ds_test)):
-            path, omics = _inputs(ds_test[i], need_path, need_omic, dev)
-            res = model(path, omics)
+            res = _predict(model, ds_test[i], need_path, need_omic, dev, cpu_fallbacks)
             hazards.append(res.hazards.squeeze(0).cpu().numpy())
             survs.append(res.surv.squeeze(0).cpu().numpy())
     n_bins = p["n_bins"]
@@ -497,6 +532,7 @@ def _run(
         "inner_val_case_ids": train_ids[n_fit:],
         "epochs_trained": p["epochs"],
         "train_seconds": train_seconds,
+        "eval_cpu_fallback_cases": sorted(set(cpu_fallbacks)),
         "test_cindex": None if math.isnan(test_ci) else test_ci,
         "standardizer": None if scaler is None else scaler.to_dict(),
         "versions": _versions(),
@@ -519,6 +555,7 @@ def _run(
         "n_test": len(test_ids),
         "final_loss": history[-1]["loss"] if history else math.nan,
         "train_seconds": train_seconds,
+        "eval_cpu_fallback_cases": sorted(set(cpu_fallbacks)),
         "out_dir": str(out),
     }
     log.info("%s %s fold %d: test c-index %.4f", cohort, model_name, fold, test_ci)

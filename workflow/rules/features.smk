@@ -6,6 +6,11 @@
 # an error naming it, after the other slides are encoded (Snakemake then removes the batch's
 # outputs unless run with --keep-incomplete). See docs/slides.md.
 # Snakemake cannot derive a list of per-slide outputs from one wildcard, hence one rule per batch.
+# With features.weights set, every batch needs that file; with features.weights_url also set,
+# rule download_encoder_weights fetches it (sha256-verified) first.
+ENCODER_WEIGHTS = (
+    [config["features"]["weights"]] if config["features"].get("weights") else []
+)
 
 
 for _cohort, _batch, _slides in feature_batches():
@@ -16,6 +21,7 @@ for _cohort, _batch, _slides in feature_batches():
         input:
             slides=[samples.loc[s, "path"] for s in _slides],
             coords=[f"{OUT}/{_cohort}/patches/{s}.h5" for s in _slides],
+            weights=ENCODER_WEIGHTS,
         output:
             [f"{OUT}/{_cohort}/features/{s}.h5" for s in _slides],
         log:
@@ -34,3 +40,23 @@ for _cohort, _batch, _slides in feature_batches():
             reader=config["tiling"]["reader"],
         script:
             "../../scripts/extract_features.py"
+
+
+if ENCODER_WEIGHTS and config["features"].get("weights_url"):
+
+    rule download_encoder_weights:
+        """Download the encoder weights (e.g. torchvision's ImageNet ResNet-50), sha256-checked."""
+        output:
+            ENCODER_WEIGHTS[0],
+        log:
+            f"{OUT}/logs/download_encoder_weights.log",
+        localrule: True
+        conda:
+            "../../envs/mmsurv.yaml"
+        threads: 1
+        params:
+            url=config["features"]["weights_url"],
+            sha256=config["features"].get("weights_sha256"),
+            download=config.get("download", {}),
+        script:
+            "../../scripts/fetch_weights.py"
