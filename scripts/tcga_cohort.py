@@ -25,4 +25,7 @@ prepare_cohort_from_files(
     transforms=snakemake.params.transforms,
     sample_types=snakemake.params.sample_types,
     missing_policy=snakemake.params.missing_policy,
+    omics_source=snakemake.params.omics_source,
+    rnaseq_value=snakemake.params.rnaseq_value,
+    cnv_value=snakemake.params.cnv_value,
 )

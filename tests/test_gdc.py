@@ -94,13 +94,31 @@ class FakeGDC:
         self.server.server_close()
 
 
+# file filter fields the fake applies (slide hits have no data_type, omics hits no data_format)
+_FILE_FIELDS = {
+    "files.data_format": "data_format",
+    "files.data_category": "data_category",
+    "files.data_type": "data_type",
+    "files.analysis.workflow_type": "workflow_type",
+}
+
+
 def _matching(hits: list[dict[str, Any]], filters: dict[str, Any]) -> list[dict[str, Any]]:
-    """The hits whose project is in the filter's `cases.project.project_id` values."""
+    """The hits whose project, format, category, type and workflow the filter allows."""
     for clause in filters.get("content", []):
-        if clause["content"]["field"] == "cases.project.project_id":
-            wanted = set(clause["content"]["value"])
-            return [h for h in hits if h["cases"][0]["project"]["project_id"] in wanted]
+        field, wanted = clause["content"]["field"], set(clause["content"]["value"])
+        if field == "cases.project.project_id":
+            hits = [h for h in hits if h["cases"][0]["project"]["project_id"] in wanted]
+        elif field in _FILE_FIELDS:
+            hits = [h for h in hits if _hit_value(h, _FILE_FIELDS[field]) in wanted]
     return hits
+
+
+def _hit_value(hit: dict[str, Any], key: str) -> Any:
+    """A hit's value for a filter key (`workflow_type` sits under `analysis`), None if absent."""
+    if key == "workflow_type":
+        return (hit.get("analysis") or {}).get("workflow_type")
+    return hit.get(key)
 
 
 def _make_handler(fake: FakeGDC) -> type[BaseHTTPRequestHandler]:
@@ -298,6 +316,203 @@ def test_manifest_4xx_is_not_retried(fake: FakeGDC) -> None:
     with pytest.raises(gdc.ManifestError, match="HTTP 400 .*not retried"):
         gdc.query_slide_manifest(["TCGA-BLCA"], files_endpoint=f"{fake.url}/files", **FAST)
     assert len(fake.seen) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# omics manifest (acquisition.omics.source: gdc)
+# --------------------------------------------------------------------------------------------
+
+OMICS_KIND = {
+    "rnaseq": ("Transcriptome Profiling", "Gene Expression Quantification", "STAR - Counts"),
+    "cnv": ("Copy Number Variation", "Gene Level Copy Number", "ASCAT3"),
+}
+
+
+def sample_entry(barcode: str, aliquots: list[str] | None = None) -> dict[str, Any]:
+    """A `cases.samples` entry as the GDC nests it (sample → portions → analytes → aliquots)."""
+    entry: dict[str, Any] = {"submitter_id": barcode}
+    if aliquots is not None:
+        entry["portions"] = [{"analytes": [{"aliquots": [{"submitter_id": a} for a in aliquots]}]}]
+    return entry
+
+
+def make_omics_hit(
+    file_id: str,
+    modality: str,
+    case: str,
+    samples: list[dict[str, Any]],
+    *,
+    project: str = "TCGA-BLCA",
+    data: bytes = b"x",
+    file_name: str | None = None,
+) -> dict[str, Any]:
+    """A files-endpoint hit of an omics file, with the fields OMICS_FIELDS requests."""
+    category, data_type, workflow = OMICS_KIND[modality]
+    return {
+        "id": file_id,
+        "file_id": file_id,
+        "file_name": file_name or f"{file_id}.{modality}.tsv",
+        "file_size": len(data),
+        "md5sum": hashlib.md5(data).hexdigest(),
+        "data_category": category,
+        "data_type": data_type,
+        "analysis": {"workflow_type": workflow},
+        "access": "open",
+        "cases": [{"submitter_id": case, "project": {"project_id": project}, "samples": samples}],
+    }
+
+
+def _omics_hits() -> list[dict[str, Any]]:
+    """Five STAR-counts files (two aliquots of A001) and three tumour/normal CNV files."""
+    hits = [
+        make_omics_hit(
+            str(uuid.UUID(int=100 + i)),
+            "rnaseq",
+            f"TCGA-X1-A00{i}",
+            [sample_entry(f"TCGA-X1-A00{i}-01A", [f"TCGA-X1-A00{i}-01A-11R-A277-07"])],
+        )
+        for i in range(1, 5)
+    ]
+    hits.append(
+        make_omics_hit(
+            str(uuid.UUID(int=105)),
+            "rnaseq",
+            "TCGA-X1-A001",
+            [sample_entry("TCGA-X1-A001-01B", ["TCGA-X1-A001-01B-21R-A277-07"])],
+        )
+    )
+    hits += [
+        make_omics_hit(
+            str(uuid.UUID(int=200 + i)),
+            "cnv",
+            f"TCGA-X1-A00{i}",
+            [  # tumour and matched blood normal, as for ASCAT calls
+                sample_entry(f"TCGA-X1-A00{i}-10A", [f"TCGA-X1-A00{i}-10A-01D-A27A-01"]),
+                sample_entry(f"TCGA-X1-A00{i}-01A", [f"TCGA-X1-A00{i}-01A-11D-A27A-01"]),
+            ],
+        )
+        for i in range(1, 4)
+    ]
+    return hits
+
+
+def test_omics_manifest_pages_through_each_modality_with_its_filters(fake: FakeGDC) -> None:
+    fake.hits = [*_omics_hits(), make_hit(0)]  # a slide in the same project is not listed
+    manifest = gdc.query_omics_manifest(
+        ["TCGA-BLCA"], cohort="BLCA", files_endpoint=f"{fake.url}/files", page_size=2, **FAST
+    )
+    posts = [s for s in fake.seen if s.method == "POST"]
+    # 5 STAR-counts files in pages of 2, then 3 copy-number files
+    assert [(p.body["from"], p.body["size"]) for p in posts] == [
+        (0, 2),
+        (2, 2),
+        (4, 2),
+        (0, 2),
+        (2, 2),
+    ]
+    clauses = posts[0].body["filters"]["content"]
+    assert clauses == [
+        {"op": "in", "content": {"field": "cases.project.project_id", "value": ["TCGA-BLCA"]}},
+        {
+            "op": "in",
+            "content": {"field": "files.data_category", "value": ["Transcriptome Profiling"]},
+        },
+        {
+            "op": "in",
+            "content": {"field": "files.data_type", "value": ["Gene Expression Quantification"]},
+        },
+        {
+            "op": "in",
+            "content": {"field": "files.analysis.workflow_type", "value": ["STAR - Counts"]},
+        },
+        {"op": "in", "content": {"field": "files.access", "value": ["open"]}},
+    ]
+    assert posts[3].body["filters"]["content"][3]["content"]["value"] == ["ASCAT3"]
+    assert "cases.samples.submitter_id" in posts[0].body["fields"].split(",")
+    assert list(manifest.columns) == gdc.OMICS_MANIFEST_COLUMNS
+    assert manifest["modality"].value_counts().to_dict() == {"rnaseq": 5, "cnv": 3}
+    assert set(manifest["cohort"]) == {"BLCA"}
+    cnv = manifest[manifest["modality"] == "cnv"].set_index("case_id")
+    assert cnv.loc["TCGA-X1-A002", "sample_id"] == "TCGA-X1-A002-01A"  # the tumour, not 10A
+    assert cnv.loc["TCGA-X1-A002", "aliquot_id"] == "TCGA-X1-A002-01A-11D-A27A-01"
+    rna = manifest[manifest["modality"] == "rnaseq"]
+    assert list(rna.loc[rna["case_id"] == "TCGA-X1-A001", "sample_id"]) == [
+        "TCGA-X1-A001-01A",
+        "TCGA-X1-A001-01B",
+    ]  # both listed; choose_samples picks one when the table is built
+
+
+def test_omics_manifest_config_changes_the_filter_values(fake: FakeGDC, tmp_path: Path) -> None:
+    hits = _omics_hits()
+    hits[-1] = {**hits[-1], "analysis": {"workflow_type": "AscatNGS"}}
+    fake.hits = hits
+    omics = {"cnv": {"workflow_type": "AscatNGS"}, "access": "open"}
+    manifest = gdc.write_cohort_omics_manifest(
+        "TCGA-BLCA", tmp_path / "m.tsv", download=fake.download_cfg, omics=omics
+    )
+    assert list(manifest.loc[manifest["modality"] == "cnv", "case_id"]) == ["TCGA-X1-A003"]
+    assert gdc.read_omics_manifest(tmp_path / "m.tsv").equals(manifest)
+    with pytest.raises(ValueError, match=r"acquisition.omics.gdc: unknown key\(s\) \['rna'\]"):
+        gdc.omics_settings({"rna": {}})
+
+
+def test_omics_manifest_keeps_one_file_per_barcode(
+    fake: FakeGDC, caplog: pytest.LogCaptureFixture
+) -> None:
+    hits = _omics_hits()
+    twin = {**hits[1], "id": str(uuid.UUID(int=99)), "file_id": str(uuid.UUID(int=99))}
+    fake.hits = [*hits, twin]
+    with caplog.at_level(logging.WARNING, logger="mmsurv.gdc"):
+        manifest = gdc.query_omics_manifest(
+            ["TCGA-BLCA"], cohort="BLCA", files_endpoint=f"{fake.url}/files", **FAST
+        )
+    rna = manifest[manifest["modality"] == "rnaseq"]
+    assert list(rna.loc[rna["case_id"] == "TCGA-X1-A002", "file_id"]) == [twin["file_id"]]
+    assert "rnaseq TCGA-X1-A002-01A-11R-A277-07 has several files" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (
+            {"samples": []},
+            r"GDC rnaseq file 0+-0+-0+-0+-0+65 \(.*case TCGA-X1-A001\): hit has no "
+            r"`cases.samples.submitter_id`",
+        ),
+        (
+            {"samples": [sample_entry("TCGA-X1-A001-01A"), sample_entry("TCGA-X1-A001-01B")]},
+            r"linked to samples \['TCGA-X1-A001-01A', 'TCGA-X1-A001-01B'\]; expected exactly one "
+            "tumour",
+        ),
+        (
+            {"samples": [sample_entry("TCGA-X1-A009-01A")]},
+            r"\['TCGA-X1-A009-01A'\] are not of case",
+        ),
+        ({"samples": [sample_entry("X1-A001")]}, "not a TCGA sample barcode: 'X1-A001'"),
+    ],
+)
+def test_omics_manifest_rejects_unusable_samples(
+    fake: FakeGDC, change: dict[str, Any], match: str
+) -> None:
+    hits = _omics_hits()
+    hits[0]["cases"][0].update(change)
+    fake.hits = hits
+    with pytest.raises(gdc.ManifestError, match=match):
+        gdc.query_omics_manifest(
+            ["TCGA-BLCA"], cohort="BLCA", files_endpoint=f"{fake.url}/files", **FAST
+        )
+
+
+def test_omics_manifest_names_the_modality_a_project_lacks(fake: FakeGDC) -> None:
+    fake.hits = [h for h in _omics_hits() if h["data_type"] != "Gene Level Copy Number"]
+    with pytest.raises(
+        gdc.ManifestError,
+        match=r"GDC cnv listing of TCGA-BLCA \(Gene Level Copy Number, ASCAT3; .*no open file for "
+        r"project\(s\) \['TCGA-BLCA'\].*acquisition.omics.gdc.cnv",
+    ):
+        gdc.query_omics_manifest(
+            ["TCGA-BLCA"], cohort="BLCA", files_endpoint=f"{fake.url}/files", **FAST
+        )
 
 
 # --------------------------------------------------------------------------------------------

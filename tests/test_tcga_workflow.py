@@ -283,6 +283,7 @@ def test_dry_run_plans_the_acquisition_and_the_paper_run(tmp_path: Path) -> None
         assert counts[rule] == 3, rule
     # the shipped config takes survival from the TCGA-CDR (one table for all cancers)
     assert counts["cohort_summary"] == 1 and counts["download_tcga_cdr"] == 1
+    assert counts["download_encoder_weights"] == 1  # features.weights_url in config/tcga.yaml
     assert counts["download_slide"] == counts["tile_slide"] == len(sheet)
     config = yaml.safe_load((repo / "config" / "tcga.yaml").read_text())
     n_folds = config["splits"]["n_folds"]

@@ -1,4 +1,8 @@
-"""GDC access: list the open diagnostic slides of TCGA projects and download them resumably.
+"""GDC access: list the open diagnostic slides and omics files of TCGA projects, download them.
+
+Slides: `query_slide_manifest` → slide sheet → `fetch_slide`. Omics (acquisition.omics.source
+gdc): `query_omics_manifest` lists the STAR-counts and gene-level copy-number files per sample,
+`fetch_omics_files` downloads one modality of a cohort; the parsers are in `mmsurv.tcga`.
 
 The NCI Genomic Data Commons (GDC) API has a search endpoint (`/files`, paginated JSON) and a
 data endpoint (`/data/{file_id}`, HTTP Range supported). Both URLs are parameters here and config
@@ -218,8 +222,10 @@ def slide_filters(
     }
 
 
-def _hit_to_row(hit: Mapping[str, Any], project_ids: Sequence[str]) -> dict[str, Any]:
-    """One files-endpoint hit as a manifest row; raises ManifestError naming the file."""
+def _checked_file(
+    hit: Mapping[str, Any], project_ids: Sequence[str]
+) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """The checked file fields of a hit (one case, md5, size) and its case; errors name the file."""
     fid = hit.get("file_id") or hit.get("id") or "<no file_id>"
     for key in ("file_id", "file_name", "file_size", "md5sum", "cases"):
         if hit.get(key) in (None, "", []):
@@ -240,8 +246,6 @@ def _hit_to_row(hit: Mapping[str, Any], project_ids: Sequence[str]) -> dict[str,
             f"GDC file {fid}: project {project_id} is not one of the requested {list(project_ids)}"
         )
     name = str(hit["file_name"])
-    if not name.endswith(SLIDE_SUFFIX):
-        raise ManifestError(f"GDC file {fid}: file name {name!r} does not end with {SLIDE_SUFFIX}")
     md5 = str(hit["md5sum"]).lower()
     if not _MD5_RE.match(md5):
         raise ManifestError(
@@ -250,15 +254,96 @@ def _hit_to_row(hit: Mapping[str, Any], project_ids: Sequence[str]) -> dict[str,
     size = int(hit["file_size"])
     if size <= 0:
         raise ManifestError(f"GDC file {fid} ({name}): file_size {size} is not positive")
-    return {
+    fields = {
         "project_id": project_id,
         "case_id": str(case_id),
-        "slide_id": name[: -len(SLIDE_SUFFIX)],  # a suffix, not a character set (cf. rstrip)
         "file_id": str(hit["file_id"]),
         "file_name": name,
         "file_size": size,
         "md5sum": md5,
     }
+    return fields, case
+
+
+def _hit_to_row(hit: Mapping[str, Any], project_ids: Sequence[str]) -> dict[str, Any]:
+    """One files-endpoint hit as a slide manifest row; raises ManifestError naming the file."""
+    row, _ = _checked_file(hit, project_ids)
+    name = row["file_name"]
+    if not name.endswith(SLIDE_SUFFIX):
+        raise ManifestError(
+            f"GDC file {row['file_id']}: file name {name!r} does not end with {SLIDE_SUFFIX}"
+        )
+    # a suffix, not a character set (cf. rstrip)
+    return {**row, "slide_id": name[: -len(SLIDE_SUFFIX)]}
+
+
+def _query_hits(
+    filters: Mapping[str, Any],
+    fields: Sequence[str],
+    *,
+    what: str,
+    files_endpoint: str,
+    page_size: int,
+    timeout: float,
+    retries: int,
+    backoff: float,
+    max_backoff: float,
+    session: requests.Session | None,
+) -> list[dict[str, Any]]:
+    """Every hit of a files-endpoint query: POST pages of `page_size` until `pagination.total`.
+
+    Pages are sorted by file id so that they neither overlap nor skip; a failed page is retried
+    like a download; a total that changes while paging or an empty page before the end is a
+    ManifestError naming `what`.
+    """
+    if page_size < 1:
+        raise ValueError(f"page_size must be >= 1, got {page_size}")
+    http = _session(session)
+    base = {
+        "filters": filters,
+        "fields": ",".join(fields),
+        "format": "JSON",
+        "sort": "file_id:asc",  # a stable order, so pages neither overlap nor skip
+        "size": page_size,
+    }
+    hits: list[dict[str, Any]] = []
+    start, total = 0, None
+    while total is None or start < total:
+        payload = {**base, "from": start}
+
+        def _page(payload: dict[str, Any] = payload) -> dict[str, Any]:
+            response = http.post(files_endpoint, json=payload, timeout=timeout)
+            _check_status(response, what)
+            try:
+                return response.json()
+            except ValueError as err:
+                raise _Transient(f"response is not JSON: {response.text[:200]!r}") from err
+
+        try:
+            doc = _with_retries(
+                _page, what=what, retries=retries, backoff=backoff, max_backoff=max_backoff
+            )
+        except DownloadError as err:
+            raise ManifestError(str(err)) from err
+        try:
+            page = doc["data"]["hits"]
+            page_total = int(doc["data"]["pagination"]["total"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ManifestError(
+                f"{what}: answer at from={start} lacks data.hits / data.pagination.total: "
+                f"{str(doc)[:300]}"
+            ) from err
+        if total is not None and page_total != total:
+            raise ManifestError(
+                f"{what}: the total changed from {total} to {page_total} while paging; retry later"
+            )
+        total = page_total
+        if not page and start < total:
+            raise ManifestError(f"{what}: empty page at from={start} although total={total}")
+        hits.extend(page)
+        log.info("%s: %d/%d files", what, len(hits), total)
+        start += len(page)
+    return hits
 
 
 def query_slide_manifest(
@@ -285,54 +370,20 @@ def query_slide_manifest(
         if len(project_ids) != 1:
             raise ValueError(f"several projects {project_ids} need an explicit cohort name")
         cohort = project_ids[0]
-    if page_size < 1:
-        raise ValueError(f"page_size must be >= 1, got {page_size}")
-    http = _session(session)
-    base = {
-        "filters": slide_filters(project_ids),
-        "fields": ",".join(MANIFEST_FIELDS),
-        "format": "JSON",
-        "sort": "file_id:asc",  # a stable order, so pages neither overlap nor skip
-        "size": page_size,
-    }
     what = f"GDC slide listing of {', '.join(project_ids)} ({files_endpoint})"
-    rows: list[dict[str, Any]] = []
-    start, total = 0, None
-    while total is None or start < total:
-        payload = {**base, "from": start}
-
-        def _page(payload: dict[str, Any] = payload) -> dict[str, Any]:
-            response = http.post(files_endpoint, json=payload, timeout=timeout)
-            _check_status(response, what)
-            try:
-                return response.json()
-            except ValueError as err:
-                raise _Transient(f"response is not JSON: {response.text[:200]!r}") from err
-
-        try:
-            doc = _with_retries(
-                _page, what=what, retries=retries, backoff=backoff, max_backoff=max_backoff
-            )
-        except DownloadError as err:
-            raise ManifestError(str(err)) from err
-        try:
-            hits = doc["data"]["hits"]
-            page_total = int(doc["data"]["pagination"]["total"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ManifestError(
-                f"{what}: answer at from={start} lacks data.hits / data.pagination.total: "
-                f"{str(doc)[:300]}"
-            ) from err
-        if total is not None and page_total != total:
-            raise ManifestError(
-                f"{what}: the total changed from {total} to {page_total} while paging; retry later"
-            )
-        total = page_total
-        if not hits and start < total:
-            raise ManifestError(f"{what}: empty page at from={start} although total={total}")
-        rows.extend(_hit_to_row(h, project_ids) for h in hits)
-        log.info("%s: %d/%d files", what, len(rows), total)
-        start += len(hits)
+    hits = _query_hits(
+        slide_filters(project_ids),
+        MANIFEST_FIELDS,
+        what=what,
+        files_endpoint=files_endpoint,
+        page_size=page_size,
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        max_backoff=max_backoff,
+        session=session,
+    )
+    rows = [_hit_to_row(h, project_ids) for h in hits]
     manifest = pd.DataFrame(rows, columns=[c for c in MANIFEST_COLUMNS if c != "cohort"])
     manifest.insert(0, "cohort", cohort)
     _check_manifest(manifest, f"{what}")
@@ -378,7 +429,10 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
 
 
 def slide_path(slide_dir: PathLike, file_id: str, file_name: str) -> str:
-    """Where a downloaded slide lives: `{slide_dir}/{file_id}/{file_name}` (gdc-client layout)."""
+    """Where a downloaded GDC file (slide or omics) lives: `{dir}/{file_id}/{file_name}`.
+
+    That is the layout of gdc-client, so a directory it filled serves as well.
+    """
     return f"{str(slide_dir).rstrip('/')}/{file_id}/{file_name}"
 
 
@@ -689,6 +743,19 @@ def cohort_projects(cohort: str, download: Mapping[str, Any] | None) -> list[str
     return list(projects)
 
 
+def _query_settings(download: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Keyword arguments of the files-endpoint queries from the `download` config block."""
+    s = _settings(download)
+    return {
+        "files_endpoint": s["files_endpoint"],
+        "page_size": int(s["page_size"]),
+        "timeout": float(s["timeout"]),
+        "retries": int(s["retries"]),
+        "backoff": float(s["backoff"]),
+        "max_backoff": float(s["max_backoff"]),
+    }
+
+
 def write_cohort_manifest(
     cohort: str,
     out: PathLike,
@@ -698,18 +765,12 @@ def write_cohort_manifest(
     session: requests.Session | None = None,
 ) -> pd.DataFrame:
     """Query the slides of one cohort with the `download` config block and write its manifest."""
-    s = _settings(download)
     projects = list(project_ids) if project_ids else cohort_projects(cohort, download)
     manifest = query_slide_manifest(
         projects,
         cohort=cohort,
-        files_endpoint=s["files_endpoint"],
-        page_size=int(s["page_size"]),
-        timeout=float(s["timeout"]),
-        retries=int(s["retries"]),
-        backoff=float(s["backoff"]),
-        max_backoff=float(s["max_backoff"]),
         session=session,
+        **_query_settings(download),
     )
     write_manifest(manifest, out)
     log.info(
@@ -751,6 +812,393 @@ def fetch_slide(
         label=label,
         session=session,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# omics files: STAR counts and gene-level copy number (acquisition.omics.source: gdc)
+# --------------------------------------------------------------------------------------------
+
+OMICS_MODALITIES: tuple[str, ...] = ("rnaseq", "cnv")
+"""Modalities listed and downloaded from the GDC; the parsers are in mmsurv.tcga."""
+
+OMICS_DEFAULTS: dict[str, Any] = {
+    "dir": "data/tcga/omics",
+    "access": "open",
+    "rnaseq": {
+        "data_category": "Transcriptome Profiling",
+        "data_type": "Gene Expression Quantification",
+        "workflow_type": "STAR - Counts",
+        "value": "tpm_unstranded",
+    },
+    "cnv": {
+        "data_category": "Copy Number Variation",
+        "data_type": "Gene Level Copy Number",
+        "workflow_type": "ASCAT3",
+        "value": "copy_number",
+    },
+}
+"""The `acquisition.omics.gdc` config block's defaults (filter values and the value column)."""
+
+OMICS_MANIFEST_COLUMNS = [
+    "cohort",
+    "project_id",
+    "modality",
+    "case_id",
+    "sample_id",
+    "aliquot_id",
+    "file_id",
+    "file_name",
+    "file_size",
+    "md5sum",
+]
+"""One row per GDC omics file; `sample_id`/`aliquot_id` are TCGA barcodes (aliquot may be empty)."""
+
+OMICS_FILE_TABLE_COLUMNS = [*OMICS_MANIFEST_COLUMNS, "path"]
+"""The downloaded-files table of one cohort and modality: manifest rows plus the local path."""
+
+OMICS_FIELDS = [
+    "file_id",
+    "file_name",
+    "file_size",
+    "md5sum",
+    "data_category",
+    "data_type",
+    "analysis.workflow_type",
+    "access",
+    "cases.submitter_id",
+    "cases.project.project_id",
+    "cases.samples.submitter_id",
+    "cases.samples.portions.analytes.aliquots.submitter_id",
+]
+"""Fields requested for omics files (GDC field names; nested samples are those of the file)."""
+
+
+def omics_settings(gdc_omics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The `acquisition.omics.gdc` block over OMICS_DEFAULTS (per-modality keys merged too)."""
+    given = dict(gdc_omics or {})
+    unknown = [k for k in given if k not in OMICS_DEFAULTS]
+    if unknown:
+        raise ValueError(
+            f"acquisition.omics.gdc: unknown key(s) {unknown}; known: {sorted(OMICS_DEFAULTS)}"
+        )
+    out = {**OMICS_DEFAULTS, **given}
+    for modality in OMICS_MODALITIES:
+        out[modality] = {**OMICS_DEFAULTS[modality], **(given.get(modality) or {})}
+    return out
+
+
+def omics_filters(
+    project_ids: Sequence[str],
+    *,
+    data_category: str,
+    data_type: str,
+    workflow_type: str,
+    access: str = "open",
+) -> dict[str, Any]:
+    """GDC filter JSON: one modality's per-sample files (category, type, workflow) of projects."""
+
+    def _in(field: str, values: Sequence[str]) -> dict[str, Any]:
+        return {"op": "in", "content": {"field": field, "value": list(values)}}
+
+    return {
+        "op": "and",
+        "content": [
+            _in("cases.project.project_id", project_ids),
+            _in("files.data_category", [data_category]),
+            _in("files.data_type", [data_type]),
+            _in("files.analysis.workflow_type", [workflow_type]),
+            _in("files.access", [access]),
+        ],
+    }
+
+
+def _sample_type(barcode: str) -> int:
+    """The 2-digit sample-type code of a TCGA sample barcode (01 tumour ... 10-19 normal)."""
+    from mmsurv.tcga import parse_sample_barcode
+
+    return int(parse_sample_barcode(barcode)[1])
+
+
+def _omics_hit_to_row(
+    hit: Mapping[str, Any], project_ids: Sequence[str], modality: str
+) -> dict[str, Any]:
+    """One omics file hit as a manifest row: its case, its (tumour) sample and aliquot barcodes.
+
+    A gene-level copy-number file is linked to the tumour and the matched normal sample; the
+    tumour (type code < 10) is the file's sample. Errors name the file and its samples.
+    """
+    row, case = _checked_file(hit, project_ids)
+    where = f"GDC {modality} file {row['file_id']} ({row['file_name']}, case {row['case_id']})"
+    samples = [s for s in case.get("samples") or [] if s.get("submitter_id")]
+    if not samples:
+        raise ManifestError(f"{where}: hit has no `cases.samples.submitter_id`")
+    barcodes = [str(s["submitter_id"]) for s in samples]
+    try:
+        codes = [_sample_type(b) for b in barcodes]
+    except ValueError as err:
+        raise ManifestError(f"{where}: {err}") from err
+    foreign = [b for b in barcodes if not b.startswith(row["case_id"] + "-")]
+    if foreign:
+        raise ManifestError(f"{where}: sample(s) {foreign} are not of case {row['case_id']}")
+    if len(samples) > 1:
+        samples = [s for s, code in zip(samples, codes, strict=True) if code < 10]
+        if len(samples) != 1:
+            raise ManifestError(
+                f"{where}: linked to samples {barcodes}; expected exactly one tumour sample "
+                "(type code 01-09)"
+            )
+    sample = samples[0]
+    aliquots = [
+        str(a["submitter_id"])
+        for portion in sample.get("portions") or []
+        for analyte in portion.get("analytes") or []
+        for a in analyte.get("aliquots") or []
+        if a.get("submitter_id")
+    ]
+    return {
+        **row,
+        "modality": modality,
+        "sample_id": str(sample["submitter_id"]),
+        "aliquot_id": aliquots[0] if len(set(aliquots)) == 1 else "",
+    }
+
+
+def _barcode_key(manifest: pd.DataFrame) -> pd.Series:
+    """The barcode that keys each file for `choose_samples`: the aliquot, else the sample."""
+    aliquot = manifest["aliquot_id"].fillna("").astype(str)
+    return aliquot.where(aliquot != "", manifest["sample_id"].astype(str))
+
+
+def _drop_repeated_barcodes(manifest: pd.DataFrame, what: str) -> pd.DataFrame:
+    """Keep one file per (modality, barcode): the smallest file id, the others logged."""
+    keyed = manifest.assign(barcode=_barcode_key(manifest)).sort_values(
+        ["modality", "barcode", "file_id"]
+    )
+    repeated = keyed.duplicated(["modality", "barcode"], keep="first")
+    for modality, barcode in sorted(
+        set(zip(keyed.loc[repeated, "modality"], keyed.loc[repeated, "barcode"], strict=True))
+    ):
+        same = keyed[(keyed["modality"] == modality) & (keyed["barcode"] == barcode)]
+        log.warning(
+            "%s: %s %s has several files %s; using %s",
+            what,
+            modality,
+            barcode,
+            list(same["file_id"]),
+            same["file_id"].iloc[0],
+        )
+    return keyed[~repeated].drop(columns="barcode")
+
+
+def query_omics_manifest(
+    project_ids: Sequence[str],
+    *,
+    cohort: str,
+    omics: Mapping[str, Any] | None = None,
+    modalities: Sequence[str] = OMICS_MODALITIES,
+    files_endpoint: str = DEFAULT_FILES_ENDPOINT,
+    page_size: int = 500,
+    timeout: float = 60.0,
+    retries: int = 5,
+    backoff: float = 2.0,
+    max_backoff: float = 120.0,
+    session: requests.Session | None = None,
+) -> pd.DataFrame:
+    """List the per-sample omics files of projects (OMICS_MANIFEST_COLUMNS), one query each.
+
+    `omics` is the `acquisition.omics.gdc` block (filter values per modality, `access`). Every
+    project needs at least one file per modality (a misspelt project or workflow type fails here).
+    Rows are sorted by modality, case and sample barcode.
+    """
+    project_ids = list(project_ids)
+    if not project_ids:
+        raise ValueError("query_omics_manifest needs at least one project id")
+    s = omics_settings(omics)
+    frames = []
+    for modality in modalities:
+        if modality not in OMICS_MODALITIES:
+            raise ValueError(f"unknown GDC omics modality {modality!r}; known: {OMICS_MODALITIES}")
+        m = s[modality]
+        what = (
+            f"GDC {modality} listing of {', '.join(project_ids)} ({m['data_type']}, "
+            f"{m['workflow_type']}; {files_endpoint})"
+        )
+        filters = omics_filters(
+            project_ids,
+            data_category=m["data_category"],
+            data_type=m["data_type"],
+            workflow_type=m["workflow_type"],
+            access=s["access"],
+        )
+        hits = _query_hits(
+            filters,
+            OMICS_FIELDS,
+            what=what,
+            files_endpoint=files_endpoint,
+            page_size=page_size,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            session=session,
+        )
+        rows = [_omics_hit_to_row(h, project_ids, modality) for h in hits]
+        frame = pd.DataFrame(rows, columns=[c for c in OMICS_MANIFEST_COLUMNS if c != "cohort"])
+        missing = [p for p in project_ids if p not in set(frame["project_id"])]
+        if missing:
+            raise ManifestError(
+                f"{what}: no {s['access']} file for project(s) {missing}; check the project ids "
+                f"and acquisition.omics.gdc.{modality} (data_category, data_type, workflow_type)"
+            )
+        frames.append(_drop_repeated_barcodes(frame, what))
+    manifest = pd.concat(frames, ignore_index=True)
+    manifest.insert(0, "cohort", cohort)
+    _check_omics_manifest(manifest, f"GDC omics listing of {cohort}")
+    return manifest.sort_values(["modality", "case_id", "sample_id", "file_id"]).reset_index(
+        drop=True
+    )
+
+
+def _check_omics_manifest(manifest: pd.DataFrame, source: str) -> None:
+    """A file listed twice, or an unknown modality, makes the manifest ambiguous: refuse it."""
+    dup = manifest.loc[manifest["file_id"].duplicated(keep=False), "file_id"].unique()
+    if len(dup):
+        raise ManifestError(f"{source}: duplicated file_id(s) {sorted(dup)[:10]}")
+    bad = sorted(set(manifest["modality"]) - set(OMICS_MODALITIES))
+    if bad:
+        raise ManifestError(f"{source}: unknown modality value(s) {bad}")
+
+
+def write_omics_manifest(manifest: pd.DataFrame, path: PathLike) -> None:
+    """Write an omics manifest TSV atomically."""
+    with atomic_path(path) as tmp:
+        manifest[OMICS_MANIFEST_COLUMNS].to_csv(tmp, sep="\t", index=False)
+
+
+def read_omics_manifest(
+    path: PathLike, columns: Sequence[str] = OMICS_MANIFEST_COLUMNS
+) -> pd.DataFrame:
+    """Read an omics manifest (or downloaded-files table) TSV, checking its columns."""
+    if not Path(path).is_file():
+        raise ManifestError(f"omics manifest {path} does not exist")
+    dtypes = {c: str for c in columns if c != "file_size"}
+    manifest = pd.read_csv(path, sep="\t", dtype=dtypes, keep_default_na=False, na_values=[""])
+    missing = [c for c in columns if c not in manifest.columns]
+    if missing:
+        raise ManifestError(f"omics manifest {path} lacks column(s) {missing}")
+    _check_omics_manifest(manifest, f"omics manifest {path}")
+    return manifest
+
+
+def write_cohort_omics_manifest(
+    cohort: str,
+    out: PathLike,
+    *,
+    download: Mapping[str, Any] | None = None,
+    omics: Mapping[str, Any] | None = None,
+    project_ids: Sequence[str] | None = None,
+    session: requests.Session | None = None,
+) -> pd.DataFrame:
+    """Query a cohort's omics files with the `download` and `acquisition.omics.gdc` blocks."""
+    projects = list(project_ids) if project_ids else cohort_projects(cohort, download)
+    manifest = query_omics_manifest(
+        projects,
+        cohort=cohort,
+        omics=omics,
+        session=session,
+        **_query_settings(download),
+    )
+    write_omics_manifest(manifest, out)
+    for modality, part in manifest.groupby("modality"):
+        log.info(
+            "%s %s: %d files of %d cases, %.1f MiB -> %s",
+            cohort,
+            modality,
+            len(part),
+            part["case_id"].nunique(),
+            part["file_size"].sum() / _MIB,
+            out,
+        )
+    return manifest
+
+
+def fetch_omics_files(
+    manifest: PathLike,
+    modality: str,
+    out: PathLike,
+    *,
+    omics_dir: PathLike,
+    download: Mapping[str, Any] | None = None,
+    session: requests.Session | None = None,
+) -> pd.DataFrame:
+    """Download one modality's files of an omics manifest and write the downloaded-files table.
+
+    Files land in `{omics_dir}/{file_id}/{file_name}` (gdc-client layout) through
+    `download_file`: resumed, retried, size- and md5-checked. A file already there is md5-checked
+    and kept when it matches (these files are small). Every file is tried; failures are raised
+    together at the end, naming each file, and the table is written only when all succeeded.
+    """
+    if modality not in OMICS_MODALITIES:
+        raise ValueError(f"unknown GDC omics modality {modality!r}; known: {OMICS_MODALITIES}")
+    s = _settings(download)
+    rows = read_omics_manifest(manifest)
+    rows = rows[rows["modality"] == modality].reset_index(drop=True)
+    if rows.empty:
+        raise ManifestError(f"omics manifest {manifest}: no {modality} file")
+    http = _session(session)
+    paths, failed = [], []
+    for row in rows.itertuples(index=False):
+        dest = slide_path(omics_dir, row.file_id, row.file_name)
+        label = f"{modality} of {row.sample_id} (GDC file {row.file_id})"
+        try:
+            download_file(
+                data_url(s["data_endpoint"], row.file_id),
+                dest,
+                md5=row.md5sum,
+                size=int(row.file_size),
+                retries=int(s["retries"]),
+                backoff=float(s["backoff"]),
+                max_backoff=float(s["max_backoff"]),
+                timeout=float(s["timeout"]),
+                chunk_size=int(s["chunk_kb"]) * 1024,
+                progress_every=int(float(s["progress_mb"]) * _MIB),
+                verify_existing=True,
+                label=label,
+                session=http,
+            )
+        except DownloadError as err:
+            log.error("%s", err)
+            failed.append(str(err))
+        paths.append(dest)
+    if failed:
+        raise DownloadError(
+            f"{len(failed)} of {len(rows)} {modality} file(s) of {manifest} failed: "
+            + "; ".join(failed[:10])
+        )
+    table = rows.assign(path=paths)[OMICS_FILE_TABLE_COLUMNS]
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    log.info("%s: %d %s files in %s, listed in %s", manifest, len(table), modality, omics_dir, out)
+    return table
+
+
+def read_omics_file_table(path: PathLike, modality: str) -> dict[str, str]:
+    """{barcode: local path} of a downloaded-files table, for the mmsurv.tcga GDC parsers.
+
+    The barcode is the aliquot's where the GDC gave one, else the sample's; both start with the
+    case barcode, so `choose_samples` keeps one file per case by sample type.
+    """
+    table = read_omics_manifest(path, OMICS_FILE_TABLE_COLUMNS)
+    other = sorted(set(table["modality"]) - {modality})
+    if other:
+        raise ManifestError(f"omics file table {path}: expected only {modality!r}, got {other}")
+    if table.empty:
+        raise ManifestError(f"omics file table {path}: no {modality} file")
+    keys = _barcode_key(table)
+    dup = sorted(set(keys[keys.duplicated()]))
+    if dup:
+        raise ManifestError(f"omics file table {path}: barcode(s) {dup[:10]} have several files")
+    return dict(zip(keys, table["path"].astype(str), strict=True))
 
 
 # --------------------------------------------------------------------------------------------

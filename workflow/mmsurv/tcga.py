@@ -1048,6 +1048,40 @@ def unpack_cbioportal_study(
     return done
 
 
+def _read_omics_sources(
+    source: str,
+    rnaseq: PathLike,
+    cnv: PathLike,
+    *,
+    sample_types: Sequence[str],
+    rnaseq_value: str,
+    cnv_value: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The case × gene RNA and CNV tables of one cohort from the configured omics source."""
+    if source == "cbioportal":
+        return (
+            read_cbioportal_matrix(rnaseq, sample_types=sample_types),
+            read_cbioportal_matrix(cnv, sample_types=sample_types),
+        )
+    if source == "gdc":
+        from mmsurv.gdc import read_omics_file_table
+
+        rna_files = read_omics_file_table(rnaseq, "rnaseq")
+        cnv_files = read_omics_file_table(cnv, "cnv")
+        log.info(
+            "GDC omics: %d STAR-counts files (%s), %d gene-level copy-number files (%s)",
+            len(rna_files),
+            rnaseq_value,
+            len(cnv_files),
+            cnv_value,
+        )
+        return (
+            read_gdc_star_counts(rna_files, value=rnaseq_value, sample_types=sample_types),
+            read_gdc_gene_cnv(cnv_files, value=cnv_value, sample_types=sample_types),
+        )
+    raise ValueError(f"acquisition.omics.source must be 'cbioportal' or 'gdc', got {source!r}")
+
+
 def prepare_cohort_from_files(
     *,
     cohort: str,
@@ -1065,8 +1099,16 @@ def prepare_cohort_from_files(
     transforms: Mapping[str, Transform] | None = None,
     sample_types: Sequence[str] = DEFAULT_SAMPLE_TYPES,
     missing_policy: MissingPolicy = "drop",
+    omics_source: Literal["cbioportal", "gdc"] = "cbioportal",
+    rnaseq_value: str = "tpm_unstranded",
+    cnv_value: str = "copy_number",
 ) -> CohortResult:
-    """Parse a cohort's unpacked cBioPortal files and survival source, then `prepare_cohort`."""
+    """Parse a cohort's omics and survival sources, then `prepare_cohort`.
+
+    `omics_source="cbioportal"`: `rnaseq`/`cnv` are the unpacked study matrices. `"gdc"`: they
+    are the downloaded-files tables of `mmsurv.gdc.fetch_omics_files` (one per modality), read
+    with `read_gdc_star_counts` (column `rnaseq_value`) and `read_gdc_gene_cnv` (`cnv_value`).
+    """
     from mmsurv.omics import load_gene_families
 
     if survival_source == "cbioportal":
@@ -1084,11 +1126,19 @@ def prepare_cohort_from_files(
     if mut is not None:
         profiled = read_cbioportal_case_list(case_list) if case_list is not None else None
         muts = read_maf(mut, sample_types=types, profiled_samples=profiled)
+    rna_table, cnv_table = _read_omics_sources(
+        omics_source,
+        rnaseq,
+        cnv,
+        sample_types=types,
+        rnaseq_value=rnaseq_value,
+        cnv_value=cnv_value,
+    )
     result = prepare_cohort(
         cohort=cohort,
         slides=slides[slides["cohort"] == cohort],
-        rna=read_cbioportal_matrix(rnaseq, sample_types=types),
-        cnv=read_cbioportal_matrix(cnv, sample_types=types),
+        rna=rna_table,
+        cnv=cnv_table,
         mut=muts,
         survival=surv,
         families=load_gene_families(gene_families),

@@ -5,6 +5,7 @@ import re
 from snakemake.utils import validate
 
 from mmsurv.byo import check_byo_config, for_cohort
+from mmsurv.gdc import OMICS_MODALITIES, omics_settings
 from mmsurv.io import empty_slide_sheet, read_slide_sheet
 from mmsurv.model_catalog import model_inputs
 from mmsurv.tcga import REPORT_FILES, cbioportal_files, study_archive_url
@@ -204,6 +205,9 @@ def get_gdc_file(wildcards):
 ACQ = config["acquisition"]
 ACQ_OMICS = ACQ["omics"]
 ACQ_SURVIVAL = ACQ["survival"]
+OMICS_SOURCE = ACQ_OMICS["source"]
+# acquisition.omics.gdc over its defaults (GDC filter values, download dir, value columns)
+GDC_OMICS = omics_settings(ACQ_OMICS.get("gdc"))
 TCDR_PATH = (
     f"{OUT}/downloads/TCGA-CDR-SupplementalTableS1.{ACQ_SURVIVAL['tcdr_format']}"
 )
@@ -213,10 +217,18 @@ def check_acquisition_config():
     """Stop the parse, naming the keys, when the TCGA omics/survival acquisition cannot be planned."""
     problems = []
     missing = [c for c in COHORTS if c not in ACQ_OMICS["studies"]]
-    if missing:
+    if missing and cbioportal_roles():
+        needed = "omics"
+        if OMICS_SOURCE != "cbioportal":
+            needed = "survival (source cbioportal)"
         problems.append(
             f"acquisition.omics.studies has no cBioPortal study for cohort(s) {missing} "
-            "(e.g. TCGA-BLCA: blca_tcga_pan_can_atlas_2018)"
+            f"(e.g. TCGA-BLCA: blca_tcga_pan_can_atlas_2018), needed for the {needed}"
+        )
+    if OMICS_SOURCE == "gdc" and ACQ_OMICS["mutations"]:
+        problems.append(
+            "acquisition.omics.mutations: true needs acquisition.omics.source: cbioportal "
+            "(the MAF of the study archive); GDC mutation files have no rules"
         )
     for key in ("clinical", "omics"):
         if "{cohort}" not in config[key]:
@@ -248,12 +260,28 @@ def get_study_md5(wildcards):
     return ACQ_OMICS["md5"].get(wildcards.study)
 
 
+def cbioportal_roles():
+    """Study files a run unpacks: all (omics source cbioportal), else the clinical file alone
+    when survival comes from cBioPortal, else none (no study is downloaded)."""
+    if OMICS_SOURCE == "cbioportal":
+        return list(cbioportal_files(mutations=ACQ_OMICS["mutations"]))
+    return ["clinical"] if ACQ_SURVIVAL["source"] == "cbioportal" else []
+
+
 def cbioportal_outputs():
     """Unpacked study files of a cohort by role (mutation files only with omics.mutations)."""
     files = cbioportal_files(mutations=ACQ_OMICS["mutations"])
     return {
-        role: f"{OUT}/{{cohort}}/acquisition/cbioportal/{name}"
-        for role, name in files.items()
+        role: f"{OUT}/{{cohort}}/acquisition/cbioportal/{files[role]}"
+        for role in cbioportal_roles()
+    }
+
+
+def gdc_omics_files(cohort):
+    """Downloaded-files tables of a cohort's GDC omics (source gdc), by modality."""
+    return {
+        modality: f"{OUT}/{cohort}/acquisition/gdc/{modality}_files.tsv"
+        for modality in OMICS_MODALITIES
     }
 
 
@@ -266,13 +294,16 @@ def acquisition_reports():
 
 
 def get_cohort_sources(wildcards):
-    """Inputs of tcga_cohort_tables: unpacked omics, the survival source, sheet, families."""
+    """Inputs of tcga_cohort_tables: the omics (unpacked study files, or the GDC downloaded-files
+    tables), the survival source, the slide sheet and the gene families."""
     unpacked = {
         role: path.format(cohort=wildcards.cohort)
         for role, path in cbioportal_outputs().items()
     }
-    clinical = unpacked.pop("clinical")
+    clinical = unpacked.pop("clinical", None)
     survival = clinical if ACQ_SURVIVAL["source"] == "cbioportal" else TCDR_PATH
+    if OMICS_SOURCE == "gdc":
+        unpacked.update(gdc_omics_files(wildcards.cohort))
     return {
         **unpacked,
         "survival": survival,

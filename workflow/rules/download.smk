@@ -1,7 +1,7 @@
 # Input acquisition. `data_source: demo` generates the embedded synthetic cohort; `tcga` lists
 # the open diagnostic slides of each cohort on the GDC and downloads them, and downloads the
-# omics and survival of each cohort (cBioPortal study archives, docs/tcga.md); `local` with
-# byo.tables converts MCAT-style tables (docs/byo.md).
+# omics (cBioPortal study archives or GDC files, acquisition.omics.source) and survival of each
+# cohort (docs/tcga.md); `local` with byo.tables converts MCAT-style tables (docs/byo.md).
 
 
 if config["data_source"] == "demo":
@@ -111,29 +111,94 @@ if config["data_source"] == "tcga":
 
     # Omics and survival: cBioPortal PanCancer Atlas study archives (and the TCGA-CDR table),
     # downloaded like the slides, unpacked, then harmonised with the slide sheet per cohort.
-    rule download_cbioportal_study:
-        """Download one cBioPortal study archive: resumable, retried, md5-checked if configured."""
-        output:
-            archive=f"{OUT}/downloads/cbioportal/{{study}}.tar.gz",
-        log:
-            f"{OUT}/logs/acquisition/download_{{study}}.log",
-        wildcard_constraints:
-            study=_alternatives(ACQ_OMICS["studies"].values()),
-        retries: DOWNLOAD["job_retries"]
-        localrule: DOWNLOAD["local"]
-        conda:
-            "../../envs/mmsurv.yaml"
-        threads: 1
-        resources:
-            gdc_downloads=1,
-            mem_mb=res("download", "mem_mb"),
-            runtime=res("download", "runtime"),
-        params:
-            url=get_study_url,
-            md5=get_study_md5,
-            label=lambda wildcards: f"cBioPortal study {wildcards.study}",
-        script:
-            "../../scripts/tcga_download.py"
+    # With acquisition.omics.source gdc the study is fetched only for cBioPortal survival.
+    if cbioportal_roles():
+
+        rule download_cbioportal_study:
+            """Download one cBioPortal study archive: resumable, retried, md5-checked if configured."""
+            output:
+                archive=f"{OUT}/downloads/cbioportal/{{study}}.tar.gz",
+            log:
+                f"{OUT}/logs/acquisition/download_{{study}}.log",
+            wildcard_constraints:
+                study=_alternatives(ACQ_OMICS["studies"].values()),
+            retries: DOWNLOAD["job_retries"]
+            localrule: DOWNLOAD["local"]
+            conda:
+                "../../envs/mmsurv.yaml"
+            threads: 1
+            resources:
+                gdc_downloads=1,
+                mem_mb=res("download", "mem_mb"),
+                runtime=res("download", "runtime"),
+            params:
+                url=get_study_url,
+                md5=get_study_md5,
+                label=lambda wildcards: f"cBioPortal study {wildcards.study}",
+            script:
+                "../../scripts/tcga_download.py"
+
+        rule unpack_cbioportal_study:
+            """Extract only the needed files of a cohort's study archive (no path from member names)."""
+            input:
+                archive=get_study_archive,
+            output:
+                **cbioportal_outputs(),
+            log:
+                f"{OUT}/logs/acquisition/{{cohort}}_unpack.log",
+            localrule: True
+            conda:
+                "../../envs/mmsurv.yaml"
+            params:
+                study=lambda wildcards: cbioportal_study(wildcards.cohort),
+            script:
+                "../../scripts/tcga_unpack.py"
+
+    # Omics from the GDC (acquisition.omics.source gdc): per cohort one listing of the STAR-counts
+    # and gene-level copy-number files, then one download job per modality.
+    if OMICS_SOURCE == "gdc":
+
+        rule gdc_omics_manifest:
+            """List a cohort's open STAR-counts and gene-level copy-number files on the GDC."""
+            output:
+                manifest=f"{OUT}/manifest/omics/{{cohort}}.tsv",
+            log:
+                f"{OUT}/logs/gdc_omics_manifest/{{cohort}}.log",
+            localrule: DOWNLOAD["local"]
+            conda:
+                "../../envs/mmsurv.yaml"
+            resources:
+                mem_mb=res("download", "mem_mb"),
+                runtime=res("download", "runtime"),
+            params:
+                projects=lambda wildcards: cohort_projects(wildcards.cohort, DOWNLOAD),
+                gdc=GDC_OMICS,
+            script:
+                "../../scripts/gdc_omics_manifest.py"
+
+        rule download_gdc_omics:
+            """Download a cohort's files of one omics modality: resumable, retried, md5-checked."""
+            input:
+                manifest=f"{OUT}/manifest/omics/{{cohort}}.tsv",
+            output:
+                files=f"{OUT}/{{cohort}}/acquisition/gdc/{{modality}}_files.tsv",
+            log:
+                f"{OUT}/logs/acquisition/{{cohort}}_download_{{modality}}.log",
+            wildcard_constraints:
+                modality=_alternatives(OMICS_MODALITIES),
+            retries: DOWNLOAD["job_retries"]
+            localrule: DOWNLOAD["local"]
+            conda:
+                "../../envs/mmsurv.yaml"
+            threads: 1
+            resources:
+                gdc_downloads=1,
+                mem_mb=res("download", "mem_mb"),
+                runtime=res("download", "runtime"),
+            params:
+                omics_dir=GDC_OMICS["dir"].rstrip("/"),
+            script:
+                "../../scripts/gdc_omics_download.py"
 
     rule download_tcga_cdr:
         """Download the TCGA Pan-Cancer Clinical Data Resource table (survival.source tcdr)."""
@@ -157,22 +222,6 @@ if config["data_source"] == "tcga":
         script:
             "../../scripts/tcga_download.py"
 
-    rule unpack_cbioportal_study:
-        """Extract only the needed files of a cohort's study archive (no path from member names)."""
-        input:
-            archive=get_study_archive,
-        output:
-            **cbioportal_outputs(),
-        log:
-            f"{OUT}/logs/acquisition/{{cohort}}_unpack.log",
-        localrule: True
-        conda:
-            "../../envs/mmsurv.yaml"
-        params:
-            study=lambda wildcards: cbioportal_study(wildcards.cohort),
-        script:
-            "../../scripts/tcga_unpack.py"
-
     rule tcga_cohort_tables:
         """Harmonise a cohort's omics and survival with its slides: clinical, omics, reports."""
         input:
@@ -193,6 +242,9 @@ if config["data_source"] == "tcga":
             transforms=ACQ_OMICS["transforms"],
             sample_types=ACQ_OMICS["sample_types"],
             missing_policy=ACQ["missing_policy"],
+            omics_source=OMICS_SOURCE,
+            rnaseq_value=GDC_OMICS["rnaseq"]["value"],
+            cnv_value=GDC_OMICS["cnv"]["value"],
         script:
             "../../scripts/tcga_cohort.py"
 
