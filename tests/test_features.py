@@ -379,8 +379,9 @@ def test_precision_resolution(caplog):
 
 
 def test_resize_on_device_matches_loader_resize(aperio, tmp_path):
-    # on CUDA the loader delivers 256 px patches and the GPU resizes them to 224 (antialiased
-    # bilinear); on CPU cv2 INTER_AREA does it in the loader. Both are area-like filters.
+    # By default the loader delivers 256 px patches and the device resizes them to 224
+    # (antialiased bilinear, uint8 on the CPU); resize_on_device=False resizes in the loader
+    # with cv2 INTER_AREA. Both are area-like filters.
     slide, coords, _ = aperio
     enc = TinyEncoder()
     outs = {}
@@ -392,7 +393,7 @@ def test_resize_on_device_matches_loader_resize(aperio, tmp_path):
         outs[on_device] = _read(out)
     (a, _, attrs_a, _), (b, _, attrs_b, _) = outs[False], outs[True]
     assert attrs_a["input_resize"] == "cv2-area"
-    assert attrs_b["input_resize"] == "torch-bilinear-antialias"
+    assert attrs_b["input_resize"] == "torch-bilinear-antialias-uint8"
     assert not np.array_equal(a, b)  # really two code paths
     scale = np.abs(a).mean()
     assert np.abs(a - b).max() < 0.02 * scale
@@ -405,3 +406,20 @@ def test_resize_on_device_matches_loader_resize(aperio, tmp_path):
         dataset[0]["tiles"].shape == (4, 256, 256, 3) and dataset[0]["tiles"].dtype == torch.uint8
     )
     dataset.close()
+
+
+def test_cpu_uint8_resize_is_the_float_filter_rounded():
+    """prepare_batch's CPU resize (uint8, fixed point) = the GPU path's float filter ±1 level."""
+    rng = np.random.default_rng(3)
+    tiles = torch.from_numpy(rng.integers(0, 256, (3, 256, 256, 3), dtype=np.uint8))
+    scale, shift = torch.ones(3), torch.zeros(3)  # identity normalisation: compare grey levels
+    fast = features.prepare_batch(tiles, 224, scale, shift)
+    ref = torch.nn.functional.interpolate(
+        tiles.permute(0, 3, 1, 2).float(), size=(224, 224), mode="bilinear", antialias=True
+    )
+    assert fast.shape == (3, 3, 224, 224) and fast.is_contiguous(memory_format=torch.channels_last)
+    diff = (fast - ref).abs()
+    assert diff.max() <= 1.5 and diff.mean() < 0.5
+    assert features.input_resize_label(True, torch.device("cpu")).endswith("-uint8")
+    assert features.input_resize_label(True, torch.device("cuda")) == "torch-bilinear-antialias"
+    assert features.input_resize_label(False, torch.device("cpu")) == "cv2-area"

@@ -51,6 +51,7 @@ __all__ = [
     "TileBatches",
     "PRECISIONS",
     "normalisation",
+    "input_resize_label",
     "prepare_batch",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -424,16 +425,31 @@ def prepare_batch(
 
     Normalising in NHWC order with in-place ops is ~2.5x cheaper on CPU than broadcasting
     over an NCHW view; the permuted result is channels_last without a copy. Tiles of another
-    size are resized first with antialiased bilinear interpolation (on the tiles' device).
+    size are resized first with antialiased bilinear interpolation (PIL's filter) on the tiles'
+    device: on the CPU directly on the uint8 channels_last tensor, torch's vectorised path
+    (measured ~4x cheaper per tile than cv2 INTER_AREA and ~9x cheaper than the float resize;
+    fixed-point weights: within ~1 grey level of the float filter), on a GPU in float.
     """
     if tiles.shape[1] != size or tiles.shape[2] != size:
-        x = tiles.permute(0, 3, 1, 2).float()
+        x = tiles.permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last
+        if x.device.type == "cpu" and x.dtype == torch.uint8:
+            x = nn.functional.interpolate(
+                x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+            )
+            return prepare_batch(x.permute(0, 2, 3, 1), size, scale, shift)
         x = nn.functional.interpolate(
-            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+            x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False
         )
         x = x.mul_(scale.view(1, 3, 1, 1)).add_(shift.view(1, 3, 1, 1))
         return x.contiguous(memory_format=torch.channels_last)
     return tiles.float().mul_(scale).add_(shift).permute(0, 3, 1, 2)
+
+
+def input_resize_label(resize_on_device: bool, dev: torch.device) -> str:
+    """How patches were resized to the encoder input, as recorded in the feature files."""
+    if not resize_on_device:
+        return "cv2-area"  # in the loader
+    return "torch-bilinear-antialias" + ("-uint8" if dev.type == "cpu" else "")
 
 
 def _autocast_dtype(precision: str, dev: torch.device) -> torch.dtype | None:
@@ -556,7 +572,9 @@ def extract_features(
     more than `max_bad_tile_fraction` bad tiles, a truncated or unreadable slide fails without
     an output, after the other slides are written, with a SlideError naming each failed slide.
     Each output is written to a temp name and renamed when complete. Returns tiles per slide.
-    `resize_on_device` (default: on CUDA) resizes patches to the encoder input on the device.
+    `resize_on_device` (default True) makes the loader stop at the patch size and resizes to
+    the encoder input after it, on the device (antialiased bilinear; uint8 on the CPU); False
+    resizes in the loader with cv2 INTER_AREA (the behaviour before this option).
     """
     if not len(slides) == len(coords_h5) == len(out_h5):
         raise ValueError(
@@ -574,15 +592,15 @@ def extract_features(
     dev = _resolve_device(device)
     amp = _autocast_dtype(precision, dev)
     if resize_on_device is None:
-        resize_on_device = dev.type == "cuda"
+        resize_on_device = True
     enc.eval()
     enc.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     provenance = {
         "reader": reader,
         "precision": str(amp).removeprefix("torch.") if amp else "fp32",
-        # patch -> encoder input: cv2 INTER_AREA in the loader on CPU, antialiased bilinear
-        # (PIL's filter, within 1 grey level of INTER_AREA) on the GPU
-        "input_resize": "torch-bilinear-antialias" if resize_on_device else "cv2-area",
+        # patch -> encoder input: antialiased bilinear (PIL's filter, within 1 grey level of
+        # INTER_AREA) after the loader, or cv2 INTER_AREA in the loader
+        "input_resize": input_resize_label(resize_on_device, dev),
     }
 
     failures: dict[int, str] = {}
