@@ -15,4 +15,5 @@ make_cohort_splits(
     seed=snakemake.params.seed,
     require_slides=snakemake.params.require_slides,
     user_split_csvs=list(snakemake.input.user_splits) or None,
+    complete_cases=snakemake.params.complete_cases,
 )

@@ -10,6 +10,7 @@ from mmsurv.train import train_fold
 
 params = dict(snakemake.params.training)
 params["num_threads"] = snakemake.threads
+params["missing_modality"] = snakemake.params.missing_modality
 params["model_kwargs"] = dict(params.get("model_kwargs", {})).get(snakemake.wildcards.model, {})
 train_fold(
     cohort=snakemake.wildcards.cohort,

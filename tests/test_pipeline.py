@@ -46,7 +46,9 @@ def test_case_bags_name_a_slide_without_features(tmp_path: Path) -> None:
         build_case_bags([a], [("c1", "s1"), ("c1", "s9")], tmp_path / "bags.h5")
 
 
-def test_splits_keep_only_cases_with_every_modality(tmp_path: Path) -> None:
+@pytest.mark.parametrize("complete_cases", [True, False])
+def test_splits_keep_only_cases_with_every_modality(tmp_path: Path, complete_cases: bool) -> None:
+    """drop: complete cases only; keep_unimodal (complete_cases=False): slides or omics."""
     rng = np.random.default_rng(0)
     cases = [f"c{i:02d}" for i in range(30)]
     clinical = pd.DataFrame(
@@ -60,7 +62,8 @@ def test_splits_keep_only_cases_with_every_modality(tmp_path: Path) -> None:
     omics = pd.DataFrame({"TP53_rnaseq": rng.normal(size=28)}, index=pd.Index(cases[:28]))
     omics.index.name = "case_id"
     omics.to_parquet(tmp_path / "omics.parquet")
-    slide_cases = cases[1:]  # c00 has no slide; c28, c29 have no omics
+    slide_cases = cases[1:29] + ["c99"]  # c00: no slide; c28: no omics; c29: neither
+    # c99 has a slide but no survival: never folded
     make_cohort_splits(
         clinical_tsv=tmp_path / "clinical.tsv",
         omics_parquet=tmp_path / "omics.parquet",
@@ -68,9 +71,10 @@ def test_splits_keep_only_cases_with_every_modality(tmp_path: Path) -> None:
         out_tsv=tmp_path / "splits.tsv",
         n_folds=3,
         seed=0,
+        complete_cases=complete_cases,
     )
     splits = read_splits(tmp_path / "splits.tsv")
-    assert sorted(splits["case_id"]) == cases[1:28]
+    assert sorted(splits["case_id"]) == (cases[1:28] if complete_cases else cases[:29])
     assert sorted(splits["fold"].unique()) == [0, 1, 2]
 
 

@@ -249,3 +249,46 @@ def test_eval_falls_back_to_cpu_on_gpu_out_of_memory(caplog):
     # Out of memory on the CPU itself is a real error, not something to retry.
     with pytest.raises(torch.cuda.OutOfMemoryError):
         _predict(_OomOffCpu(always=True), item, True, False, torch.device("cpu"), [])
+
+
+def test_keep_unimodal_trains_each_model_on_the_cases_it_can_use(cohort, tmp_path):
+    """missing_modality exclude: omics-less cases go to attn_mil, not snn; bag-less, vice versa."""
+    omics = pd.read_parquet(cohort["omics_parquet"]).drop(index=["TCGA-000", "TCGA-001"])
+    omics.to_parquet(tmp_path / "omics.parquet")
+    with h5py.File(cohort["bags_h5"]) as src, h5py.File(tmp_path / "bags.h5", "w") as dst:
+        for k, v in src.attrs.items():
+            dst.attrs[k] = v
+        for cid in list(src["cases"]):
+            if cid != "TCGA-002":
+                src.copy(src[f"cases/{cid}"], dst.require_group("cases"), name=cid)
+    paths = {
+        **cohort,
+        "omics_parquet": str(tmp_path / "omics.parquet"),
+        "bags_h5": str(tmp_path / "bags.h5"),
+    }
+    splits = pd.read_csv(cohort["splits_tsv"], sep="\t")
+    everyone = set(splits["case_id"])
+    expect = {
+        "snn": {"TCGA-000": "no omics", "TCGA-001": "no omics"},
+        "attn_mil": {"TCGA-002": "no patches"},
+        "ours": {"TCGA-000": "no omics", "TCGA-001": "no omics", "TCGA-002": "no patches"},
+    }
+    for model, excluded in expect.items():
+        used = set()
+        for fold in sorted(set(splits["fold"])):
+            out = f"{model}{fold}"
+            run(paths, tmp_path, model, fold=fold, out=out, epochs=1, missing_modality="exclude")
+            meta = json.loads((tmp_path / out / "meta.json").read_text())
+            assert meta["missing_modality"] == "exclude"
+            in_fold = set(splits.loc[splits["fold"] == fold, "case_id"])
+            assert meta["excluded_cases"] == {
+                c: r for c, r in excluded.items() if c in everyone
+            }  # the whole split's cases are checked, train and test
+            pred = pd.read_parquet(tmp_path / out / "predictions.parquet")
+            assert set(pred["case_id"]) == in_fold - set(excluded)
+            used |= set(pred["case_id"])
+        # every usable case is scored once over the folds; the unusable ones never
+        assert used == everyone - set(excluded), model
+    # the default (missing_policy drop) still refuses an incomplete case, naming it
+    with pytest.raises(ValueError, match=r"no omics for cases \[.*'TCGA-000'"):
+        run(paths, tmp_path, "snn", epochs=1)

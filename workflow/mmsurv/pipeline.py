@@ -144,12 +144,15 @@ def make_cohort_splits(
     seed: int,
     require_slides: bool = True,
     user_split_csvs: Sequence[PathLike] | None = None,
+    complete_cases: bool = True,
 ) -> pd.DataFrame:
     """Folds over the cases with every required modality: stratified here, or the user's CSVs.
 
     `require_slides=False` when no configured model uses pathology, so cases without slides
     count. Made folds drop (and log) cases lacking a required modality; user split CSVs (MCAT
     `splits_{k}.csv`, `val` of split k = fold k) are kept as given, so such a case is an error.
+    `complete_cases=False` (missing_policy keep_unimodal) folds every case with survival and at
+    least one of slides/omics; each training job then keeps the cases its model can use.
     """
     from mmsurv.data import make_folds, read_clinical, write_splits
 
@@ -166,6 +169,16 @@ def make_cohort_splits(
         else "no configured model uses pathology; cases without slides are kept",
     )
     have = set.intersection(*by_source.values())
+    if not complete_cases:
+        features = [c for name, c in by_source.items() if name != "survival"]
+        have = by_source["survival"] & set.union(*features)
+        log.info(
+            "missing_policy keep_unimodal: %d case(s) with survival and slides or omics are "
+            "folded, %d of them with every modality",
+            len(have),
+            len(set.intersection(*by_source.values())),
+        )
+        by_source = {"survival": by_source["survival"], "slides or omics": have}
     if user_split_csvs:
         from mmsurv.byo import user_folds
 

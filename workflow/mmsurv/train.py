@@ -53,6 +53,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "lambda_sim": 1.0,
     "model_selection": "last_epoch",
     "inner_val_fraction": 0.2,
+    "missing_modality": "error",
     "num_threads": None,
     "model_kwargs": {},
 }
@@ -60,6 +61,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
 # inner_val: the epoch with the lowest NLL on an inner validation split of the training folds
 # (stratified, seeded); the held-out fold is never looked at either way.
 MODEL_SELECTION_POLICIES = ("last_epoch", "inner_val")
+# A split case without the modality the model reads: error (missing_policy drop: the folds
+# hold complete cases only, so this is a broken input) or exclude (missing_policy
+# keep_unimodal: the job trains and scores the cases its model can use, and lists the others).
+MISSING_MODALITY = ("error", "exclude")
 # Keys of the workflow's `training:` config that train_fold takes as arguments (or ignores).
 CALLER_KEYS = ("models", "seed", "device")
 
@@ -85,6 +90,10 @@ def resolve_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     if not 0 < p["inner_val_fraction"] < 1:
         raise ValueError(
             f"params.inner_val_fraction must be in (0, 1), got {p['inner_val_fraction']}"
+        )
+    if p["missing_modality"] not in MISSING_MODALITY:
+        raise ValueError(
+            f"params.missing_modality={p['missing_modality']!r}; choose one of {MISSING_MODALITY}"
         )
     if p["model_selection"] not in MODEL_SELECTION_POLICIES:
         raise ValueError(
@@ -154,6 +163,22 @@ def _check_bags(store: BagStore, case_ids: list[str], bags_h5: str) -> None:
     empty = [c for c in case_ids if store.n_patches(c) == 0]
     if empty:
         raise ValueError(f"{bags_h5}: cases with 0 patches {empty[:20]} (model needs pathology)")
+
+
+def _lacking_modality(
+    case_ids: list[str], need_path: bool, need_omic: bool, omics_parquet: str, bags_h5: str | None
+) -> dict[str, str]:
+    """Cases the model cannot use, with the reason (no omics row / no or an empty patch bag)."""
+    lacking: dict[str, str] = {}
+    if need_omic:
+        have = set(pd.read_parquet(omics_parquet).index.astype(str))
+        lacking.update({c: "no omics" for c in case_ids if c not in have})
+    if need_path and bags_h5 is not None:
+        with BagStore(bags_h5) as store:
+            for c in case_ids:
+                if c not in lacking and (c not in store or store.n_patches(c) == 0):
+                    lacking[c] = "no patches"
+    return lacking
 
 
 def _inner_split(
@@ -257,6 +282,24 @@ def train_fold(
         raise ValueError(f"{clinical_tsv}: no survival data for split cases {no_label[:20]}")
     train_ids = splits.loc[splits["fold"] != fold, "case_id"].tolist()
     test_ids = splits.loc[splits["fold"] == fold, "case_id"].tolist()
+    excluded: dict[str, str] = {}
+    if p["missing_modality"] == "exclude":
+        excluded = _lacking_modality(
+            train_ids + test_ids, need_path, need_omic, omics_parquet, bags_h5
+        )
+        if excluded:
+            log.warning(
+                "%s %s fold %d: %d case(s) without the model's modalities are left out "
+                "(missing_policy keep_unimodal): %s",
+                cohort, model_name, fold, len(excluded), sorted(excluded)[:20],
+            )  # fmt: skip
+            train_ids = [c for c in train_ids if c not in excluded]
+            test_ids = [c for c in test_ids if c not in excluded]
+        if not test_ids:
+            raise ValueError(
+                f"{splits_tsv}: fold {fold} has no case that model {model_name!r} can use "
+                f"(it needs {sorted(modalities)})"
+            )
     if not train_ids:
         raise ValueError(f"{splits_tsv}: no training cases outside fold {fold}")
     n_val = 0
@@ -305,6 +348,7 @@ def train_fold(
             need_omic=need_omic,
             encoder=encoder,
             encoder_weights=encoder_weights,
+            excluded=excluded,
         )
     finally:
         if store is not None:
@@ -362,6 +406,7 @@ def _run(
     need_omic: bool,
     encoder: str,
     encoder_weights: str,
+    excluded: dict[str, str],
 ) -> dict[str, Any]:
     """The training loop and output writing of `train_fold` (inputs already validated)."""
     n_train = len(train_ids)
@@ -533,6 +578,8 @@ def _run(
         "epochs_trained": p["epochs"],
         "train_seconds": train_seconds,
         "eval_cpu_fallback_cases": sorted(set(cpu_fallbacks)),
+        "missing_modality": p["missing_modality"],
+        "excluded_cases": dict(sorted(excluded.items())),
         "test_cindex": None if math.isnan(test_ci) else test_ci,
         "standardizer": None if scaler is None else scaler.to_dict(),
         "versions": _versions(),

@@ -61,5 +61,6 @@ rule splits:
         seed=config["splits"]["seed"],
         slide_cases=lambda wc: sorted({c for c, _ in get_cohort_slide_table(wc)}),
         require_slides=bool(PATH_MODELS),
+        complete_cases=not KEEP_UNIMODAL,
     script:
         "../../scripts/splits.py"

@@ -36,6 +36,9 @@ if config["evaluation"]["km_model"] not in MODELS:
 
 # Models that use pathology need slides; without them a cohort may have none (genomics only).
 PATH_MODELS = [m for m in MODELS if "path" in model_inputs(m)]
+# acquisition.missing_policy keep_unimodal: folds over every case with survival and slides or
+# omics; each training job keeps the cases its model can use (drop: complete cases only).
+KEEP_UNIMODAL = config["acquisition"]["missing_policy"] == "keep_unimodal"
 
 # Bring-your-own MCAT-style tables (data_source local, docs/byo.md).
 BYO = config["byo"]

@@ -23,5 +23,6 @@ rule train:
         gpu=res("train", "gpu"),
     params:
         training=config["training"],
+        missing_modality="exclude" if KEEP_UNIMODAL else "error",
     script:
         "../../scripts/train.py"
