@@ -118,7 +118,7 @@ def test_demo_dag_dry_run_has_one_job_per_cancer_model_fold(tmp_path: Path) -> N
     batches = sum(-(-n // per_job) for n in sheet.groupby("cohort").size())
     feature_jobs = {r: n for r, n in counts.items() if r.startswith("extract_features_")}
     assert len(feature_jobs) == batches and set(feature_jobs.values()) == {1}
-    assert counts["km_figure"] == n_cohorts
+    assert counts["km_figure"] == n_cohorts == counts["qc_sheet"]
     assert counts["demo_cohort"] == 1 and counts["cindex_table"] == 1
 
 
@@ -170,7 +170,7 @@ def test_demo_runs_end_to_end_with_report(tmp_path: Path) -> None:
         f"{s}.{e}" for s in ("table1_comparison", "table2_ablation") for e in ("csv", "md", "tex")
     ]
     names += ["metrics.csv", "metrics.md", "cindex.csv", "cindex.md", "run_summary.md"]
-    names += [f"km_{c}.png" for c in cohorts]
+    names += [f"km_{c}.png" for c in cohorts] + [f"qc_{c}.jpg" for c in cohorts]
     check_report(
         results / "report.html",
         names,

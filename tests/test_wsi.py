@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -184,3 +186,33 @@ def test_tiling_records_magnification_and_emptiness(synth_slides):
     with pytest.warns(UserWarning, match=r"white.svs: no tissue tiles .*empty_policy=skip"):
         r = tile_slide(synth_slides.white)
     assert r.attrs["empty"] is True and r.attrs["n_tiles"] == 0
+
+
+def test_cohort_qc_sheet_shows_every_slide_and_frames_empty_ones(tmp_path, synth_slides, caplog):
+    """The report's per-cohort QC image: one cell per slide, slides without tiles framed red."""
+    from mmsurv.pipeline import cohort_qc_sheet
+
+    pngs, h5s, names = [], [], []
+    for name in ("s20", "s40", "white"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the white slide's "no tissue" warning
+            r = tile_slide(getattr(synth_slides, name))
+        wsi.write_coords_h5(tmp_path / f"{name}.h5", r)
+        wsi.save_qc_thumbnail(tmp_path / f"{name}.png", r.thumb, r)
+        pngs.append(tmp_path / f"{name}.png")
+        h5s.append(tmp_path / f"{name}.h5")
+        names.append(name)
+    out = tmp_path / "figures" / "qc_X.jpg"
+    out.parent.mkdir()
+    with caplog.at_level("WARNING"):
+        assert cohort_qc_sheet(pngs, h5s, names, out) == 1
+    assert "['white']" in caplog.text
+    sheet = cv2.imread(str(out))[..., ::-1]
+    cell_h, cell_w = 192 + 18 + 8, 192 + 8  # cell + label + padding, 2 x 2 grid for 3 slides
+    assert sheet.shape[:2] == (2 * cell_h, 2 * cell_w)
+    framed = (sheet[..., 0] > 180) & (sheet[..., 1] < 80) & (sheet[..., 2] < 80)
+    # the third cell (white slide, no tiles) has the red frame; its top edge is fully red
+    row = framed[cell_h + 2, 4 : 4 + 192]
+    assert row.mean() > 0.9 and not framed[2, 4 : 4 + 192].all()
+    with pytest.raises(FileNotFoundError, match=r"nope\.png \(slide x\)"):
+        wsi.qc_contact_sheet([tmp_path / "nope.png"], ["x"], tmp_path / "y.jpg")

@@ -55,6 +55,31 @@ def tile_and_save(
     return len(result.coords)
 
 
+def cohort_qc_sheet(
+    qc_pngs: Sequence[PathLike],
+    coords_h5: Sequence[PathLike],
+    slides: Sequence[str],
+    out_jpg: PathLike,
+) -> int:
+    """The report's QC image of a cohort: every slide's overlay, labelled with its tile count.
+
+    Slides with no tile kept (empty tissue mask, or all tiles below min_tissue_fraction) are
+    framed in red and logged. Returns how many such slides there are.
+    """
+    from mmsurv.wsi import qc_contact_sheet, read_coords_h5
+
+    if not len(qc_pngs) == len(coords_h5) == len(slides):
+        raise ValueError(f"{len(qc_pngs)} QC images, {len(coords_h5)} coords files, {len(slides)}")
+    counts = [len(read_coords_h5(c)[0]) for c in coords_h5]
+    empty = [s for s, n in zip(slides, counts, strict=True) if n == 0]
+    if empty:
+        log.warning("%d slide(s) without any tile (framed in red): %s", len(empty), empty[:20])
+    labels = [f"{s} ({n})" for s, n in zip(slides, counts, strict=True)]
+    h, w = qc_contact_sheet(list(qc_pngs), labels, out_jpg, flagged=[n == 0 for n in counts])
+    log.info("QC sheet of %d slides, %d x %d px -> %s", len(slides), w, h, out_jpg)
+    return len(empty)
+
+
 def extract_features_batch(
     slides: Sequence[PathLike],
     coords: Sequence[PathLike],

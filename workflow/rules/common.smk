@@ -178,6 +178,8 @@ def get_final_outputs():
         f"{OUT}/run_summary.md",
         *[f"{OUT}/figures/km_{c}.png" for c in COHORTS],
         *(acquisition_tables() if config["data_source"] == "tcga" else []),
+        # segmentation QC of the cohorts whose slides are tiled (pathology models configured)
+        *[f"{OUT}/figures/qc_{c}.jpg" for c in COHORTS if PATH_MODELS and slides_of(c)],
     ]
 
 

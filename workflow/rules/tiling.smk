@@ -23,3 +23,30 @@ rule tile_slide:
         fallback_mpp=get_slide_mpp,
     script:
         "../../scripts/tile_slide.py"
+
+
+rule qc_sheet:
+    """One image of every slide's segmentation QC per cohort, for the report."""
+    input:
+        qc=lambda wc: [f"{OUT}/{wc.cohort}/qc/{s}.png" for s in slides_of(wc.cohort)],
+        coords=lambda wc: [
+            f"{OUT}/{wc.cohort}/patches/{s}.h5" for s in slides_of(wc.cohort)
+        ],
+    output:
+        report(
+            f"{OUT}/figures/qc_{{cohort}}.jpg",
+            caption="../report/qc_sheet.rst",
+            category="Slide QC",
+            labels={"cohort": "{cohort}"},
+        ),
+    log:
+        f"{OUT}/logs/tiling/{{cohort}}_qc_sheet.log",
+    conda:
+        "../../envs/slides.yaml"
+    resources:
+        mem_mb=res("tiling", "mem_mb"),
+        runtime=res("tiling", "runtime"),
+    params:
+        slides=lambda wc: slides_of(wc.cohort),
+    script:
+        "../../scripts/qc_sheet.py"
