@@ -423,3 +423,26 @@ def test_cpu_uint8_resize_is_the_float_filter_rounded():
     assert features.input_resize_label(True, torch.device("cpu")).endswith("-uint8")
     assert features.input_resize_label(True, torch.device("cuda")) == "torch-bilinear-antialias"
     assert features.input_resize_label(False, torch.device("cpu")) == "cv2-area"
+
+
+def test_any_timm_model_by_name(tmp_path, synth_slides, tiny_coords):
+    """encoder "timm:<model>": timm's architecture, the user's weights, features of its width."""
+    enc = features.create_encoder("timm:resnet18")
+    assert enc.dim == 512 and enc.weights_id == features.RANDOM_INIT
+    assert enc.name == "timm:resnet18" and enc.input_size == 224
+    with torch.inference_mode():
+        assert enc(torch.zeros(2, 3, 224, 224)).shape == (2, 512)
+    # weights saved from the same architecture load; their file hash is the weights id
+    torch.save(enc.net.state_dict(), tmp_path / "r18.pth")
+    loaded = features.create_encoder("timm:resnet18", weights=tmp_path / "r18.pth")
+    assert loaded.weights_id.startswith(f"{tmp_path / 'r18.pth'} sha256:")
+    out = tmp_path / "f.h5"
+    features.extract_slide_features(
+        synth_slides.tiny, tiny_coords, out, encoder=loaded, batch_size=4
+    )
+    with h5py.File(out) as f:
+        assert f["features"].shape[1] == 512 and f.attrs["encoder"] == "timm:resnet18"
+    with pytest.raises(ValueError, match="timm has no model 'no_such_net'"):
+        features.create_encoder("timm:no_such_net")
+    with pytest.raises(ValueError, match=r"timm:<any timm model name>"):
+        features.create_encoder("resnet51")

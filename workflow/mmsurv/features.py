@@ -43,6 +43,8 @@ from mmsurv.wsi import (
 __all__ = [
     "Encoder",
     "register_encoder",
+    "TimmEncoder",
+    "TIMM_PREFIX",
     "create_encoder",
     "list_encoders",
     "extract_features",
@@ -178,11 +180,54 @@ def list_encoders() -> list[str]:
     return sorted(_REGISTRY)
 
 
+#: Encoder names "timm:<model>" build any timm architecture (e.g. a pathology foundation model
+#: whose weights the user provides), pooled features of its `num_features` width.
+TIMM_PREFIX = "timm:"
+
+
 def create_encoder(name: str, *, weights: str | os.PathLike[str] | None = None) -> Encoder:
-    """Instantiate a registered encoder by name, loading `weights` if given."""
+    """Instantiate a registered encoder, or "timm:<model>", loading `weights` if given."""
+    if name.startswith(TIMM_PREFIX):
+        model = name.removeprefix(TIMM_PREFIX)
+        cls = type(f"Timm_{model}", (TimmEncoder,), {"name": name, "timm_model": model})
+        return cls(weights)
     if name not in _REGISTRY:
-        raise ValueError(f"unknown encoder {name!r}; registered encoders: {list_encoders()}")
+        raise ValueError(
+            f"unknown encoder {name!r}; registered encoders: {list_encoders()}, or "
+            f"{TIMM_PREFIX}<any timm model name>"
+        )
     return _REGISTRY[name](weights)
+
+
+class TimmEncoder(Encoder):
+    """Any timm model by name, without its classifier; mean/std/input size from its timm config.
+
+    timm builds the architecture (no download: `pretrained=False`); the weights come from the
+    user's file (`features.weights`), e.g. UNI's or CONCH's released state dict.
+    """
+
+    timm_model: str = ""
+
+    def _build(self) -> nn.Module:
+        """timm.create_model(name, num_classes=0); records dim, mean, std and input size."""
+        import timm
+
+        if not timm.is_model(self.timm_model):
+            raise ValueError(
+                f"encoder {self.name}: timm has no model {self.timm_model!r} "
+                f"(timm {timm.__version__}; see timm.list_models())"
+            )
+        net = timm.create_model(self.timm_model, pretrained=False, num_classes=0)
+        cfg = dict(getattr(net, "pretrained_cfg", None) or {})
+        self.dim = int(net.num_features)
+        self.mean = tuple(float(v) for v in cfg.get("mean", IMAGENET_MEAN))  # type: ignore[assignment]
+        self.std = tuple(float(v) for v in cfg.get("std", IMAGENET_STD))  # type: ignore[assignment]
+        self.input_size = int(cfg.get("input_size", (3, 224, 224))[-1])
+        return net
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """timm forward: pooled (B, num_features) features."""
+        return self.net(x)
 
 
 def _timm_resnet50() -> nn.Module:
