@@ -37,7 +37,6 @@ rule qc_sheet:
             f"{OUT}/figures/qc_{{cohort}}.jpg",
             caption="../report/qc_sheet.rst",
             category="Slide QC",
-            labels={"cohort": "{cohort}"},
         ),
     log:
         f"{OUT}/logs/tiling/{{cohort}}_qc_sheet.log",
