@@ -199,6 +199,16 @@ def _session(session: requests.Session | None) -> requests.Session:
 # --------------------------------------------------------------------------------------------
 
 
+def _in(field: str, values: Sequence[str]) -> dict[str, Any]:
+    """GDC filter clause: ``field`` is one of ``values``."""
+    return {"op": "in", "content": {"field": field, "value": list(values)}}
+
+
+def _all_of(clauses: list[dict[str, Any]]) -> dict[str, Any]:
+    """GDC filter: every clause holds."""
+    return {"op": "and", "content": clauses}
+
+
 def slide_filters(
     project_ids: Sequence[str],
     *,
@@ -208,18 +218,14 @@ def slide_filters(
 ) -> dict[str, Any]:
     """GDC filter JSON: open-access diagnostic SVS slides of the given projects."""
 
-    def _in(field: str, values: Sequence[str]) -> dict[str, Any]:
-        return {"op": "in", "content": {"field": field, "value": list(values)}}
-
-    return {
-        "op": "and",
-        "content": [
+    return _all_of(
+        [
             _in("cases.project.project_id", project_ids),
             _in("files.data_format", [data_format]),
             _in("files.experimental_strategy", [experimental_strategy]),
             _in("files.access", [access]),
-        ],
-    }
+        ]
+    )
 
 
 def _checked_file(
@@ -897,19 +903,15 @@ def omics_filters(
 ) -> dict[str, Any]:
     """GDC filter JSON: one modality's per-sample files (category, type, workflow) of projects."""
 
-    def _in(field: str, values: Sequence[str]) -> dict[str, Any]:
-        return {"op": "in", "content": {"field": field, "value": list(values)}}
-
-    return {
-        "op": "and",
-        "content": [
+    return _all_of(
+        [
             _in("cases.project.project_id", project_ids),
             _in("files.data_category", [data_category]),
             _in("files.data_type", [data_type]),
             _in("files.analysis.workflow_type", [workflow_type]),
             _in("files.access", [access]),
-        ],
-    }
+        ]
+    )
 
 
 def _sample_type(barcode: str) -> int:
