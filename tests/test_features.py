@@ -425,6 +425,21 @@ def test_cpu_uint8_resize_is_the_float_filter_rounded():
     assert features.input_resize_label(False, torch.device("cpu")) == "cv2-area"
 
 
+def test_prepare_batch_normalises_each_channel_like_torchvision():
+    """Tiles at the encoder's size: (x / 255 - mean) / std per channel, as torchvision does."""
+    from torchvision.transforms.functional import normalize
+
+    rng = np.random.default_rng(4)
+    tiles = torch.from_numpy(rng.integers(0, 256, (2, 224, 224, 3), dtype=np.uint8))
+    enc = features.create_encoder("resnet50_trunc")
+    scale, shift = features.normalisation(enc, torch.device("cpu"))
+    got = features.prepare_batch(tiles, 224, scale, shift)
+    ref = normalize(tiles.permute(0, 3, 1, 2).float() / 255, enc.mean, enc.std)
+    assert got.shape == (2, 3, 224, 224) and got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(got, ref, atol=1e-5)
+    assert not torch.allclose(got[:, 0], ref[:, 1], atol=1e-2)  # channels not mixed up
+
+
 def test_any_timm_model_by_name(tmp_path, synth_slides, tiny_coords):
     """encoder "timm:<model>": timm's architecture, the user's weights, features of its width."""
     enc = features.create_encoder("timm:resnet18")
