@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import h5py
@@ -308,7 +309,57 @@ def test_slide_failures_name_the_slide_and_spare_the_others(aperio, tmp_path):
     assert re.search(r"corrupt.svs: \d+ of \d+ tiles unreadable \(100.0% > ", msg)
     assert "max_bad_tile_fraction=0.05" in msg
     assert re.search(r"cut.svs: slide file .*cut.svs is truncated", msg)
-    assert [p.name for p in outs[0].parent.iterdir()] == ["good.h5"]  # written, the rest not
+    assert "a rerun of this batch reuses them" in msg
+    written = sorted(p.name for p in outs[0].parent.iterdir())
+    assert written == [".resume", "good.h5"]  # written (and kept for a rerun), the rest not
+
+
+def test_rerun_of_a_failed_batch_encodes_only_the_unfinished_slides(aperio, tmp_path, caplog):
+    """Snakemake deletes a failed job's outputs; the kept copies spare a rerun the finished work."""
+    slide, coords_h5, four = aperio
+    slides = [tmp_path / f"{k}.svs" for k in ("a", "b", "c")]
+    for s in slides:
+        s.write_bytes(slide.read_bytes())
+    synth.truncate_file(slides[1], 0.5)
+    outs = [tmp_path / "features" / f"{s.stem}.h5" for s in slides]
+    enc = TinyEncoder()
+    seen = {"tiles": 0}
+    real = enc._embed
+
+    def counting(x):
+        seen["tiles"] += len(x)
+        return real(x)
+
+    enc._embed = counting
+    with pytest.raises(wsi.SlideError, match="1 of 3 slide"):
+        features.extract_features(slides, [four] * 3, outs, encoder=enc, batch_size=4)
+    assert seen["tiles"] == 8  # a and c
+    first = {o.name: _read(o)[0] for o in (outs[0], outs[2])}
+    for o in outs:  # what Snakemake does to a failed job's outputs
+        o.unlink(missing_ok=True)
+    slides[1].write_bytes(slide.read_bytes())  # the user fixes the slide
+    seen["tiles"] = 0
+    with caplog.at_level("INFO", logger="mmsurv.features"):
+        counts = features.extract_features(slides, [four] * 3, outs, encoder=enc, batch_size=4)
+    assert counts == [4, 4, 4] and seen["tiles"] == 4  # only b encoded
+    assert sum("reused" in r.message for r in caplog.records) == 2
+    for o in (outs[0], outs[2]):
+        np.testing.assert_array_equal(_read(o)[0], first[o.name])
+    assert _read(outs[1])[0].shape == (4, 16)
+    assert sorted(p.name for p in outs[0].parent.iterdir()) == ["a.h5", "b.h5", "c.h5"]
+
+    # a kept output no longer matching its inputs (slide re-written) is encoded again
+    features.extract_features(slides[:1], [four], outs[:1], encoder=enc, batch_size=4, resume=False)
+    kept = features.resume_path(outs[0])
+    features._place(outs[0], kept)
+    outs[0].unlink()
+    st = slides[0].stat()  # the slide is replaced: a new modification time
+    os.utime(slides[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    seen["tiles"] = 0
+    with caplog.at_level("WARNING", logger="mmsurv.features"):
+        features.extract_features(slides[:1], [four], outs[:1], encoder=enc, batch_size=4)
+    assert seen["tiles"] == 4 and "not reusing" in caplog.text and "slide_mtime_ns" in caplog.text
+    assert not kept.exists()
 
 
 def test_empty_policy(synth_slides, tmp_path):

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import queue
+import shutil
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from mmsurv.io import atomic_path
+from mmsurv.io import atomic_path, py_value
 from mmsurv.tileread import (
     FAST_MODES,
     FastMode,
@@ -299,6 +300,7 @@ class SlideJob:
     coords: np.ndarray
     attrs: dict[str, Any]
     out: Path
+    keep_finished: bool = False  # also link the finished output under resume_path(out)
 
 
 class _SlideState:
@@ -584,16 +586,101 @@ def _write_features(job: SlideJob, feats: np.ndarray, enc: Encoder, extra: dict[
         f.attrs["n_tiles"] = int(len(job.coords))
         for key, value in extra.items():
             f.attrs[key] = value
+        for key, value in _slide_stamp(job.slide).items():
+            f.attrs[key] = value
+    if job.keep_finished:
+        _place(job.out, resume_path(job.out))
+
+
+RESUME_DIR = ".resume"
+
+
+def resume_path(out: str | os.PathLike[str]) -> Path:
+    """Where a finished slide's features are kept until its whole batch has succeeded.
+
+    Snakemake deletes every output of a failed or killed job; this hard link (a copy on
+    filesystems without links) outlives that, so a rerun of the batch encodes only the slides
+    that were not finished.
+    """
+    out = Path(out)
+    return out.parent / RESUME_DIR / out.name
+
+
+def _slide_stamp(slide: str) -> dict[str, int]:
+    """Size and modification time of a slide file: a kept output is reused only if they match."""
+    st = os.stat(slide)
+    return {"slide_bytes": int(st.st_size), "slide_mtime_ns": int(st.st_mtime_ns)}
+
+
+def _place(src: Path, dst: Path) -> None:
+    """Hard-link (or copy) ``src`` to ``dst`` atomically, replacing ``dst``."""
+    tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
+    for attempt in range(3):  # another batch may remove the empty directory meanwhile
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp.unlink(missing_ok=True)
+        try:
+            try:
+                os.link(src, tmp)
+            except FileNotFoundError:
+                raise
+            except OSError:  # no hard links on this filesystem
+                shutil.copy2(src, tmp)
+            os.replace(tmp, dst)
+            return
+        except FileNotFoundError:
+            if attempt == 2 or not src.exists():
+                raise
+
+
+def _kept_output_mismatch(job: SlideJob, enc: Encoder, provenance: dict[str, Any]) -> str | None:
+    """Why the kept output of ``job`` cannot stand for a new encoding (None: it can)."""
+    expected = {
+        "encoder": enc.name,
+        "weights": enc.weights_id,
+        **provenance,
+        **_slide_stamp(job.slide),
+    }
+    try:
+        with h5py.File(resume_path(job.out), "r") as f:
+            for key, value in expected.items():
+                got = py_value(f.attrs.get(key))
+                if got != value:
+                    return f"{key} is {got!r}, now {value!r}"
+            if f["features"].shape != (len(job.coords), enc.dim):
+                return f"features {f['features'].shape}, now {(len(job.coords), enc.dim)}"
+            if not np.array_equal(f["coords"][()], job.coords.reshape(-1, 2)):
+                return "the tile coords differ"
+    except (OSError, KeyError) as err:
+        return f"unreadable ({err})"
+    return None
+
+
+def _reuse_kept_output(job: SlideJob, enc: Encoder, provenance: dict[str, Any]) -> bool:
+    """Put a kept output of an earlier, failed run of this batch in place if it still holds."""
+    kept = resume_path(job.out)
+    if not kept.exists():
+        return False
+    why = _kept_output_mismatch(job, enc, provenance)
+    if why is not None:
+        log.warning("slide %s: not reusing %s (%s); encoding again", job.slide, kept, why)
+        kept.unlink()
+        return False
+    _place(kept, job.out)
+    log.info("slide %s: reused %s, finished by an earlier run of this batch", job.slide, kept)
+    return True
 
 
 def _load_job(
-    slide: str | os.PathLike[str], coords_h5: str | os.PathLike[str], out: Any
+    slide: str | os.PathLike[str],
+    coords_h5: str | os.PathLike[str],
+    out: Any,
+    keep_finished: bool = False,
 ) -> SlideJob:
     """Read a slide's coords and check its files exist (missing inputs are config errors)."""
     coords, attrs = read_coords_h5(coords_h5)
     if not Path(slide).is_file():
         raise FileNotFoundError(f"slide file not found: {slide}")
-    return SlideJob(str(slide), coords, attrs, Path(out))
+    return SlideJob(str(slide), coords, attrs, Path(out), keep_finished=keep_finished)
 
 
 def extract_features(
@@ -613,6 +700,7 @@ def extract_features(
     max_bad_tile_fraction: float = 0.05,
     prefetch_batches: int = 4,
     resize_on_device: bool | None = None,
+    resume: bool = True,
 ) -> list[int]:
     """Encode the tiles of several slides with one encoder and one loader; one h5 per slide.
 
@@ -628,6 +716,9 @@ def extract_features(
     `resize_on_device` (default True) makes the loader stop at the patch size and resizes to
     the encoder input after it, on the device (antialiased bilinear; uint8 on the CPU); False
     resizes in the loader with cv2 INTER_AREA (the behaviour before this option).
+    With `resume`, each finished output is also kept under :func:`resume_path` until the whole
+    batch has succeeded, and a kept output whose slide file, coords, encoder, weights and
+    provenance still match is put back instead of encoding the slide again.
     """
     if not len(slides) == len(coords_h5) == len(out_h5):
         raise ValueError(
@@ -635,7 +726,10 @@ def extract_features(
         )
     if not 0 <= max_bad_tile_fraction <= 1:
         raise ValueError(f"max_bad_tile_fraction must be in [0, 1], got {max_bad_tile_fraction}")
-    jobs = [_load_job(s, c, o) for s, c, o in zip(slides, coords_h5, out_h5, strict=True)]
+    jobs = [
+        _load_job(s, c, o, keep_finished=resume)
+        for s, c, o in zip(slides, coords_h5, out_h5, strict=True)
+    ]
     if isinstance(encoder, Encoder):
         if weights is not None:
             raise ValueError("pass weights to create_encoder, not with an Encoder instance")
@@ -660,6 +754,8 @@ def extract_features(
     todo: list[SlideJob] = []
     index: list[int] = []  # position in `jobs` of each job in `todo`
     for k, job in enumerate(jobs):
+        if resume and _reuse_kept_output(job, enc, provenance):
+            continue
         try:
             verify_slide_file(job.slide)
             with open_slide(job.slide, reader):
@@ -695,10 +791,23 @@ def extract_features(
         )
     if failures:
         lines = [f"{jobs[k].slide}: {msg}" for k, msg in sorted(failures.items())]
+        kept = (
+            f"\nThe other slides' features are kept under {jobs[0].out.parent / RESUME_DIR}; "
+            "a rerun of this batch reuses them and encodes only the failed slides."
+            if resume and len(failures) < len(jobs)
+            else ""
+        )
         raise SlideError(
             f"{len(failures)} of {len(jobs)} slide(s) failed (no output written for them):\n"
             + "\n".join(lines)
+            + kept
         )
+    if resume:  # the batch is complete: drop its kept copies (and the directory once empty)
+        for job in jobs:
+            resume_path(job.out).unlink(missing_ok=True)
+        for folder in {resume_path(job.out).parent for job in jobs}:
+            with contextlib.suppress(OSError):  # not empty: other batches' kept outputs
+                folder.rmdir()
     return counts
 
 

@@ -3,8 +3,9 @@
 # which reads the next slide while the current one is encoded, so a GPU allocation does not idle
 # between slides; outputs stay one file per slide (written atomically). A slide that fails
 # (truncated file, more than features.max_bad_tile_fraction unreadable tiles) fails the job with
-# an error naming it, after the other slides are encoded (Snakemake then removes the batch's
-# outputs unless run with --keep-incomplete). See docs/slides.md.
+# an error naming it, after the other slides are encoded; Snakemake then removes the batch's
+# outputs, but finished slides stay under features/.resume/ and a rerun reuses them.
+# See docs/slides.md.
 # Snakemake cannot derive a list of per-slide outputs from one wildcard, hence one rule per batch.
 # With features.weights set, every batch needs that file; with features.weights_url also set,
 # rule download_encoder_weights fetches it (sha256-verified) first.
