@@ -91,6 +91,8 @@ def test_genomics_only_byo_runs_to_the_cindex_table(byo_repo) -> None:
     table = pd.read_csv(out / "tables" / "cindex.csv")
     assert set(table["model"]) == {"snn", "snn_trans"}
     assert table["mean"].map(math.isfinite).all()
+    md = (out / "tables" / "cindex.md").read_text()
+    assert f"mean ± sample std (ddof=1) over {N_FOLDS} folds\n" in md  # the user's CSVs
     assert not (out / "byo" / "slides.tsv").exists()  # genomics only: no slide sheet needed
     assert not (out / COHORT / "patches").exists() and not (out / COHORT / "bags.h5").exists()
 

@@ -244,6 +244,18 @@ def read_predictions(files: Sequence[PathLike]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
+def _cindex_notes(per_fold: pd.DataFrame, policies: list[str], *, ddof: int) -> list[str]:
+    """Table notes: the model-selection policy and how many folds each mean ± std is over."""
+    n_folds = per_fold.groupby(["cohort", "model"])["fold"].nunique()
+    lo, hi = (int(n_folds.min()), int(n_folds.max())) if len(n_folds) else (0, 0)
+    return [
+        f"model selection: {', '.join(policies)} (the held-out fold never picks an epoch)",
+        f"mean ± sample std (ddof={ddof}) over {lo}–{hi} folds"
+        if lo != hi
+        else f"mean ± sample std (ddof={ddof}) over {hi} folds",
+    ]
+
+
 def write_cindex_outputs(
     prediction_files: Sequence[PathLike],
     *,
@@ -268,12 +280,7 @@ def write_cindex_outputs(
         per_fold.to_csv(tmp, sep="\t", index=False)
     if out_prov is not None:
         write_text_atomic(out_prov, provenance_rst(preds))
-    policies = sorted(set(preds["model_selection"]))
-    n_folds = per_fold.groupby(["cohort", "model"])["fold"].nunique()
-    notes = [
-        f"model selection: {', '.join(policies)} (the held-out fold never picks an epoch)",
-        f"mean ± sample std (ddof=1) over {int(n_folds.min())}–{int(n_folds.max())} folds",
-    ]
+    notes = _cindex_notes(per_fold, sorted(set(preds["model_selection"])), ddof=1)
     write_cindex_tables(
         per_fold,
         out_csv,
@@ -336,15 +343,7 @@ def write_paper_tables(
     unknown = sorted(set(outputs) - set(PAPER_TABLES))
     if unknown:
         raise ValueError(f"unknown table(s) {unknown}; known: {sorted(PAPER_TABLES)}")
-    n_folds = per_fold.groupby(["cohort", "model"])["fold"].nunique()
-    policies = sorted(set(per_fold["model_selection"]))
-    notes = [
-        f"model selection: {', '.join(policies)} (the held-out fold never picks an epoch)",
-        f"mean ± sample std (ddof={ddof}) over {int(n_folds.min())}–{int(n_folds.max())} folds"
-        if len(n_folds) and n_folds.min() != n_folds.max()
-        else f"mean ± sample std (ddof={ddof}) over {int(n_folds.max()) if len(n_folds) else 0} "
-        "folds",
-    ]
+    notes = _cindex_notes(per_fold, sorted(set(per_fold["model_selection"])), ddof=ddof)
     result = {}
     for key, paths in outputs.items():
         pub = None
