@@ -13,6 +13,7 @@ from torch import nn
 
 from mmsurv import features, synth, wsi
 from mmsurv.io import py_value
+from mmsurv.tileread import RawTileReader
 from mmsurv.wsi import SegmentationParams, tile_slide
 
 torch.set_num_threads(1)
@@ -257,8 +258,10 @@ def _zero_tile_features(enc):
         return enc((torch.zeros(1, 3, 224, 224) - mean) / std).numpy()[0]
 
 
-@pytest.mark.parametrize("fast_tiles", ["aligned", "never"])
-def test_corrupt_tile_is_counted_and_replaced(aperio, tmp_path, fast_tiles):
+@pytest.mark.parametrize(
+    ("fast_tiles", "decode_on_device"), [("aligned", False), ("never", False), ("aligned", True)]
+)
+def test_corrupt_tile_is_counted_and_replaced(aperio, tmp_path, fast_tiles, decode_on_device):
     slide, coords_h5, _ = aperio
     coords, _ = wsi.read_coords_h5(coords_h5)
     bad = tmp_path / "corrupt.svs"
@@ -278,6 +281,7 @@ def test_corrupt_tile_is_counted_and_replaced(aperio, tmp_path, fast_tiles):
             fast_tiles=fast_tiles,
             max_bad_tile_fraction=0.5,
             batch_size=2,
+            decode_on_device=decode_on_device,
         )
     clean, _, _, _ = _read(tmp_path / "clean.h5")
     got, _, attrs, bad_tiles = _read(tmp_path / "bad.h5")
@@ -286,6 +290,64 @@ def test_corrupt_tile_is_counted_and_replaced(aperio, tmp_path, fast_tiles):
     # the other tiles are unharmed: openslide's handle is reopened after its error
     keep = np.arange(len(got)) != 1
     np.testing.assert_allclose(got[keep], clean[keep], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_decode_on_device_gives_the_loader_decoded_features(aperio, tmp_path, num_workers):
+    """Undecoded JPEG tiles decoded in batches after the loader = the loader's own decoding."""
+    slide, coords_h5, _ = aperio
+    enc = TinyEncoder()
+    kw = {"encoder": enc, "batch_size": 8, "num_workers": num_workers}
+    features.extract_slide_features(slide, coords_h5, tmp_path / "loader.h5", **kw)
+    features.extract_slide_features(
+        slide, coords_h5, tmp_path / "device.h5", decode_on_device=True, **kw
+    )
+    want, _, attrs0, _ = _read(tmp_path / "loader.h5")
+    got, coords, attrs, bad = _read(tmp_path / "device.h5")
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert attrs["jpeg_decode"] == "torchvision-libjpeg" and "jpeg_decode" not in attrs0
+    assert attrs["n_fast_tiles"] == len(coords) and len(bad) == 0
+    batches = features.TileBatches(
+        [features.SlideJob(str(slide), *wsi.read_coords_h5(coords_h5), tmp_path / "y.h5")],
+        batch_size=8,
+        input_size=None,
+        raw_jpeg=True,
+    )
+    item = batches[0]  # every tile leaves the loader undecoded, as a complete JPEG file
+    assert item["jpeg_rows"].tolist() == list(range(8)) and (item["tiles"] == 0).all()
+    streams = features.jpeg_streams(item)
+    assert len(streams) == 8 and all(bytes(t[:2].tolist()) == b"\xff\xd8" for t in streams)
+    batches.close()
+    with pytest.raises(ValueError, match="decode_on_device needs resize_on_device"):
+        features.extract_slide_features(
+            slide, coords_h5, tmp_path / "x.h5", decode_on_device=True, resize_on_device=False
+        )
+
+
+def test_device_jpeg_falls_back_when_the_device_decodes_differently(aperio, monkeypatch, caplog):
+    """A device decoder whose pixels differ from libjpeg's is not trusted: the CPU decodes."""
+    import torchvision.io
+
+    slide, _, _ = aperio
+    with wsi.open_slide(slide) as s, RawTileReader(slide, s.level_dimensions) as raw:
+        stream = torch.frombuffer(bytearray(raw.jpeg(0, 256, 0, 256, 256)), dtype=torch.uint8)
+    real = torchvision.io.decode_jpeg
+    calls = []
+
+    def device_decoder(data, mode=None, device="cpu"):
+        calls.append(str(device))
+        img = real(data, mode=mode)
+        return 255 - img if str(device) == "meta" else img  # a decoder that gets colours wrong
+
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", device_decoder)
+    dec = features._DeviceJpeg(torch.device("cpu"))  # decoded tiles go to the CPU
+    dec.where, dec.checked = torch.device("meta"), False  # "meta" stands in for a GPU decoder
+    tiles = torch.zeros(2, 256, 256, 3, dtype=torch.uint8)
+    with caplog.at_level("WARNING", logger="mmsurv.features"):
+        failed = dec.into(tiles, torch.tensor([1]), [stream])
+    assert "differs from libjpeg" in caplog.text and dec.where.type == "cpu"
+    assert failed == [] and calls[:2] == ["meta", "cpu"]
+    assert (tiles[0] == 0).all() and torch.equal(tiles[1], real(stream).permute(1, 2, 0))
 
 
 def test_slide_failures_name_the_slide_and_spare_the_others(aperio, tmp_path):

@@ -11,9 +11,16 @@ import numpy as np
 import openslide
 import pytest
 import tifffile
+import torch
 
 from mmsurv import synth, wsi
-from mmsurv.tileread import RawTileReader, TileReadError, TileUnavailable, fast_read_mask
+from mmsurv.tileread import (
+    RawTileReader,
+    TileReadError,
+    TileUnavailable,
+    fast_read_mask,
+    standalone_jpeg,
+)
 from mmsurv.wsi import open_slide, read_patch_region, tile_slide
 
 
@@ -104,6 +111,39 @@ def test_aperio_tiles_need_the_tiff_colour_space(slides):
             got = raw.read_region(0, tx * 256, ty * 256, 256, 256)
     np.testing.assert_array_equal(got, want)
     assert np.abs(naive.astype(int) - want).mean() > 10
+
+
+@pytest.mark.parametrize("name", ["aperio20", "tifffile20", "tile512"])
+def test_standalone_jpeg_decodes_like_openslide(slides, synth_slides, name):
+    """A tile's bytes + JPEGTables (+ Adobe RGB marker for Aperio) = a JPEG file any decoder
+    reads (torchvision here; nvJPEG on a GPU) with openslide's pixels; other regions refused."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    path = synth_slides.s20 if name == "tifffile20" else getattr(slides, name)
+    with open_slide(path) as s, RawTileReader(path, s.level_dimensions) as raw:
+        lv = raw.level(0)
+        assert lv.colorspace == (None if name == "tifffile20" else "RGB")
+        tw = lv.tile_width
+        for index in (0, lv.n_cols + 1):
+            y, x = divmod(index, lv.n_cols)
+            data = raw.jpeg(0, x * tw, y * tw, tw, tw)
+            got = (
+                decode_jpeg(
+                    torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB
+                )
+                .permute(1, 2, 0)
+                .numpy()
+            )
+            want = np.asarray(s.read_region((x * tw, y * tw), 0, (tw, tw)))[..., :3]
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} tile {index}")
+        with pytest.raises(TileUnavailable):
+            raw.jpeg(0, 128, 0, tw, tw)  # not on the tile grid
+        with pytest.raises(TileUnavailable):
+            raw.jpeg(0, 0, 0, tw // 2, tw // 2)  # part of a tile
+    with pytest.raises(ValueError, match="SOI"):
+        standalone_jpeg(b"\x00\x01rest", None, None)
+    with pytest.raises(ValueError, match="JPEGTables"):
+        standalone_jpeg(b"\xff\xd8rest", b"\xff\xd8tables", "RGB")
 
 
 def test_unaligned_and_non_jpeg_use_the_general_path(slides):

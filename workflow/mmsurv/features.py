@@ -56,6 +56,7 @@ __all__ = [
     "normalisation",
     "input_resize_label",
     "prepare_batch",
+    "jpeg_streams",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
 ]
@@ -307,13 +308,20 @@ class _SlideState:
     """Reading state of one slide in one process: reader handle, raw tiles, fast-path mask."""
 
     def __init__(
-        self, job: SlideJob, reader: Reader, fast_tiles: FastMode, size: int | None
+        self,
+        job: SlideJob,
+        reader: Reader,
+        fast_tiles: FastMode,
+        size: int | None,
+        raw_jpeg: bool = False,
     ) -> None:
         self.job, self.reader = job, reader
         self.level = int(job.attrs["read_level"])
         self.read_size = int(job.attrs["read_size"])
         self.patch_size = int(job.attrs["patch_size"])
         self.size = self.patch_size if size is None else int(size)
+        # undecoded JPEG files for the device when a patch is exactly one stored tile
+        self.raw_jpeg = raw_jpeg and self.size == self.patch_size == self.read_size
         self.handle: Any = open_slide(job.slide, reader)
         self.downsample = float(self.handle.level_downsamples[self.level])
         self.raw: RawTileReader | None = None
@@ -333,13 +341,20 @@ class _SlideState:
                     mode=fast_tiles,
                 )
 
-    def read(self, j: int) -> tuple[np.ndarray, bool]:
-        """Tile j at the encoder's input size and whether the raw-tile path served it."""
+    def read(self, j: int) -> tuple[np.ndarray | bytes, bool]:
+        """Tile j at the encoder's input size and whether the raw-tile path served it.
+
+        With ``raw_jpeg``, a tile that is exactly one stored JPEG tile comes back undecoded,
+        as a complete JPEG file (bytes), for the caller to decode on its device.
+        """
         x, y = (int(v) for v in self.job.coords[j])
         region, fast = None, False
         if self.fast[j] and self.raw is not None:
+            px, py = round(x / self.downsample), round(y / self.downsample)
+            if self.raw_jpeg:
+                with contextlib.suppress(TileUnavailable, TileReadError):  # general path decides
+                    return self.raw.jpeg(self.level, px, py, self.read_size, self.read_size), True
             try:
-                px, py = round(x / self.downsample), round(y / self.downsample)
                 region = self.raw.read_region(self.level, px, py, self.read_size, self.read_size)
                 fast = True
             except TileUnavailable:
@@ -388,6 +403,7 @@ class TileBatches(Dataset):
         reader: Reader = "openslide",
         input_size: int | None = 224,
         fast_tiles: FastMode = "aligned",
+        raw_jpeg: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -395,6 +411,7 @@ class TileBatches(Dataset):
             raise ValueError(f"fast_tiles must be one of {FAST_MODES}, got {fast_tiles!r}")
         self.jobs = list(jobs)
         self.reader, self.input_size, self.fast_tiles = reader, input_size, fast_tiles
+        self.raw_jpeg = raw_jpeg
         self.items = [
             (k, start, min(start + batch_size, len(job.coords)))
             for k, job in enumerate(self.jobs)
@@ -412,7 +429,9 @@ class TileBatches(Dataset):
             return self._state[2]
         if self._state is not None and self._state[0] == pid:
             self._state[2].close()
-        state = _SlideState(self.jobs[k], self.reader, self.fast_tiles, self.input_size)
+        state = _SlideState(
+            self.jobs[k], self.reader, self.fast_tiles, self.input_size, self.raw_jpeg
+        )
         self._state = (pid, k, state)
         return state
 
@@ -425,17 +444,25 @@ class TileBatches(Dataset):
             buf.share_memory_()  # filled in place, so the DataLoader sends it without a copy
         tiles = buf.numpy()
         bad: list[int] = []
+        jpeg_rows: list[int] = []
+        jpeg: list[bytes] = []
         n_fast, error = 0, ""
         for r, j in enumerate(range(start, stop)):
             try:
-                tiles[r], fast = state.read(j)
+                tile, fast = state.read(j)
             except _TILE_ERRORS as err:
                 tiles[r] = 0
                 bad.append(j)
                 error = error or f"tile {j} at {tuple(state.job.coords[j])}: {err}"
                 continue
+            if isinstance(tile, bytes):  # decoded by the caller (zeros if that fails)
+                tiles[r] = 0
+                jpeg_rows.append(r)
+                jpeg.append(tile)
+            else:
+                tiles[r] = tile
             n_fast += int(fast)
-        return {
+        item = {
             "slide": k,
             "start": start,
             "tiles": buf,
@@ -443,6 +470,13 @@ class TileBatches(Dataset):
             "n_fast": n_fast,
             "error": error,
         }
+        if self.raw_jpeg:  # one buffer: a worker sends every tensor in its own shared memory
+            item["jpeg_rows"] = torch.tensor(jpeg_rows, dtype=torch.int64)
+            item["jpeg_sizes"] = torch.tensor([len(b) for b in jpeg], dtype=torch.int64)
+            item["jpeg"] = torch.frombuffer(
+                bytearray(b"".join(jpeg)) or bytearray(1), dtype=torch.uint8
+            )
+        return item
 
     def close(self) -> None:
         """Close the slide this process has open."""
@@ -701,6 +735,7 @@ def extract_features(
     prefetch_batches: int = 4,
     resize_on_device: bool | None = None,
     resume: bool = True,
+    decode_on_device: bool = False,
 ) -> list[int]:
     """Encode the tiles of several slides with one encoder and one loader; one h5 per slide.
 
@@ -716,6 +751,9 @@ def extract_features(
     `resize_on_device` (default True) makes the loader stop at the patch size and resizes to
     the encoder input after it, on the device (antialiased bilinear; uint8 on the CPU); False
     resizes in the loader with cv2 INTER_AREA (the behaviour before this option).
+    With `decode_on_device`, tiles that are exactly one stored JPEG tile leave the loader
+    undecoded and are decoded in batches on the device (nvJPEG on CUDA, checked against
+    libjpeg on the first tile; libjpeg-turbo through torchvision on a CPU).
     With `resume`, each finished output is also kept under :func:`resume_path` until the whole
     batch has succeeded, and a kept output whose slide file, coords, encoder, weights and
     provenance still match is put back instead of encoding the slide again.
@@ -740,6 +778,8 @@ def extract_features(
     amp = _autocast_dtype(precision, dev)
     if resize_on_device is None:
         resize_on_device = True
+    if decode_on_device and not resize_on_device:
+        raise ValueError("decode_on_device needs resize_on_device (tiles resize after decoding)")
     enc.eval()
     enc.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     provenance = {
@@ -749,6 +789,8 @@ def extract_features(
         # INTER_AREA) after the loader, or cv2 INTER_AREA in the loader
         "input_resize": input_resize_label(resize_on_device, dev),
     }
+    if decode_on_device:  # the decoder may fall back to the CPU: set again once it has checked
+        provenance["jpeg_decode"] = _DeviceJpeg(dev).label
 
     failures: dict[int, str] = {}
     todo: list[SlideJob] = []
@@ -788,6 +830,7 @@ def extract_features(
             max_bad_tile_fraction=max_bad_tile_fraction,
             prefetch_batches=prefetch_batches,
             resize_on_device=resize_on_device,
+            decode_on_device=decode_on_device,
         )
     if failures:
         lines = [f"{jobs[k].slide}: {msg}" for k, msg in sorted(failures.items())]
@@ -811,6 +854,97 @@ def extract_features(
     return counts
 
 
+def jpeg_streams(item: dict[str, Any]) -> list[torch.Tensor]:
+    """The undecoded JPEG files of a TileBatches item (raw_jpeg=True), as 1-D uint8 views."""
+    sizes = item["jpeg_sizes"].tolist()
+    return list(torch.split(item["jpeg"][: sum(sizes)], sizes)) if sizes else []
+
+
+class _DeviceJpeg:
+    """Decodes the loader's undecoded JPEG tiles on the encoder's device (nvJPEG on CUDA).
+
+    On CUDA the first tile is also decoded on the CPU (libjpeg-turbo, which matches
+    openslide): if the GPU's pixels differ by more than rounding, every later tile is decoded
+    on the CPU instead and a warning says so, rather than trusting an unverified decoder.
+    """
+
+    MAX_MEAN_DIFF = 1.0  # grey levels; IDCT implementations differ by rounding only
+
+    def __init__(self, dev: torch.device) -> None:
+        self.dev = dev
+        self.where = dev
+        self.checked = dev.type != "cuda"
+
+    @property
+    def label(self) -> str:
+        """How tiles were decoded, for the feature files' provenance."""
+        return "nvjpeg" if self.where.type == "cuda" else "torchvision-libjpeg"
+
+    def _check(self, stream: torch.Tensor) -> None:
+        """Compare the device's decoding of one tile with the CPU's; fall back when they differ."""
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        self.checked = True
+        try:
+            got = decode_jpeg(stream, mode=ImageReadMode.RGB, device=self.where).cpu()
+        except RuntimeError as err:
+            log.warning("JPEG decoding on %s failed (%s); decoding on the CPU", self.where, err)
+            self.where = torch.device("cpu")
+            return
+        ref = decode_jpeg(stream, mode=ImageReadMode.RGB)
+        diff = (got.float() - ref.float()).abs().mean().item() if got.shape == ref.shape else 255
+        if diff > self.MAX_MEAN_DIFF:
+            log.warning(
+                "JPEG decoding on %s differs from libjpeg by %.1f grey levels on average; "
+                "decoding on the CPU",
+                self.where,
+                diff,
+            )
+            self.where = torch.device("cpu")
+        else:
+            log.info("JPEG tiles decoded on %s (mean difference to libjpeg %.2f)", self.where, diff)
+
+    def _one(self, stream: torch.Tensor, size: int) -> torch.Tensor | None:
+        """One tile (size, size, 3) on the device, or None when it does not decode."""
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        try:
+            img = decode_jpeg(stream, mode=ImageReadMode.RGB, device=self.where)
+        except RuntimeError:
+            return None
+        if img.shape != (3, size, size):
+            return None
+        return img.to(self.dev).permute(1, 2, 0)
+
+    def into(
+        self, tiles: torch.Tensor, rows: torch.Tensor, streams: list[torch.Tensor]
+    ) -> list[int]:
+        """Decode ``streams`` into ``tiles[rows]`` (B, S, S, 3); rows that fail stay zero."""
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        if not streams:
+            return []
+        if not self.checked:
+            self._check(streams[0])
+        size = tiles.shape[1]
+        try:
+            imgs = decode_jpeg(streams, mode=ImageReadMode.RGB, device=self.where)
+        except RuntimeError:  # a corrupt tile fails the whole batch: one by one
+            imgs = None
+        if imgs is not None and all(i.shape == (3, size, size) for i in imgs):
+            stacked = torch.stack(imgs).to(self.dev).permute(0, 2, 3, 1)
+            tiles[rows.to(self.dev)] = stacked
+            return []
+        failed = []
+        for r, stream in zip(rows.tolist(), streams, strict=True):
+            img = self._one(stream, size)
+            if img is None:
+                failed.append(r)
+            else:
+                tiles[r] = img
+        return failed
+
+
 def _encode(
     todo: list[SlideJob],
     index: list[int],
@@ -828,6 +962,7 @@ def _encode(
     max_bad_tile_fraction: float,
     prefetch_batches: int,
     resize_on_device: bool,
+    decode_on_device: bool = False,
 ) -> None:
     """Run the loader over `todo`, encode, and write or fail each slide when it completes."""
     cuda = dev.type == "cuda"
@@ -838,7 +973,9 @@ def _encode(
         reader=reader,
         input_size=None if resize_on_device else size,
         fast_tiles=fast_tiles,
+        raw_jpeg=decode_on_device,
     )
+    decoder = _DeviceJpeg(dev) if decode_on_device else None
     loader = DataLoader(
         dataset,
         batch_size=None,  # items are batches already
@@ -862,7 +999,20 @@ def _encode(
                 k = int(batch["slide"])
                 if k != current or int(batch["start"]) != sum(len(o) for o in outs):
                     raise RuntimeError(f"tile batches out of order at slide {todo[k].slide}")
-                x = prepare_batch(batch["tiles"].to(dev, non_blocking=True), size, scale, shift)
+                tiles = batch["tiles"].to(dev, non_blocking=True)
+                if decoder is not None and len(batch["jpeg_rows"]):
+                    failed = decoder.into(tiles, batch["jpeg_rows"], jpeg_streams(batch))
+                    provenance["jpeg_decode"] = decoder.label
+                    if failed:
+                        start = int(batch["start"])
+                        idx = torch.tensor([start + r for r in failed], dtype=torch.int64)
+                        batch["bad"] = torch.cat([batch["bad"], idx]).sort().values
+                        batch["n_fast"] = int(batch["n_fast"]) - len(failed)
+                        where = tuple(todo[k].coords[start + failed[0]])
+                        batch["error"] = batch["error"] or (
+                            f"tile {start + failed[0]} at {where}: JPEG data does not decode"
+                        )
+                x = prepare_batch(tiles, size, scale, shift)
                 if not channels_last:
                     x = x.contiguous()
                 with autocast:

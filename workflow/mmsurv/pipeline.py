@@ -116,6 +116,7 @@ def extract_features_batch(
         fast_tiles=features.get("fast_tiles", "aligned"),
         max_bad_tile_fraction=features.get("max_bad_tile_fraction", 0.05),
         prefetch_batches=features.get("prefetch_batches", 4),
+        decode_on_device=features.get("decode_on_device", False),
     )
     log.info("%d slides, %d tiles encoded", len(counts), sum(counts))
     return counts

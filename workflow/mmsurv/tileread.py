@@ -96,6 +96,31 @@ def _jpeg_level(page: tifffile.TiffPage, index: int) -> JpegLevel | str:
     )
 
 
+_SOI, _EOI = b"\xff\xd8", b"\xff\xd9"
+# APP14 "Adobe" segment with transform 0: the three components are RGB, not YCbCr. Without it
+# (or JFIF) a decoder guesses YCbCr for 3 components, which miscolours Aperio's RGB tiles.
+_ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
+
+
+def standalone_jpeg(data: bytes, tables: bytes | None, colorspace: str | None) -> bytes:
+    """A TIFF tile's abbreviated JPEG stream as a complete JPEG file any decoder reads.
+
+    Merges the level's shared JPEGTables (quantisation and Huffman tables) into the stream
+    and, when the samples are RGB (``colorspace == "RGB"``, the Aperio case), adds an Adobe
+    marker saying so. libjpeg-turbo decodes the result to the same pixels as openslide.
+    """
+    if data[:2] != _SOI:
+        raise ValueError("tile data does not start with a JPEG SOI marker")
+    head = _SOI
+    if tables:
+        if tables[:2] != _SOI or tables[-2:] != _EOI:
+            raise ValueError("JPEGTables is not an SOI ... EOI table stream")
+        head = tables[:-2]
+    if colorspace == "RGB":
+        head = head[:2] + _ADOBE_RGB + head[2:]
+    return head + data[2:]
+
+
 class RawTileReader:
     """Decodes regions of a tiled-JPEG TIFF from its tiles; one per process (uses `pread`).
 
@@ -144,13 +169,8 @@ class RawTileReader:
         """The JPEG layout of `level`, or None when the fast path cannot read it."""
         return self.levels[level] if 0 <= level < len(self.levels) else None
 
-    def _tile(self, level: int, lv: JpegLevel, index: int, keep: bool) -> np.ndarray:
-        """Decode one tile (tile_height, tile_width, 3), from the cache when it is there."""
-        key = (level, index)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
+    def _tile_bytes(self, level: int, lv: JpegLevel, index: int) -> bytes:
+        """The stored (compressed) bytes of one tile."""
         offset, count = int(lv.offsets[index]), int(lv.counts[index])
         if count <= 0 or offset <= 0:
             raise TileUnavailable(f"{self.path}: level {level} tile {index} is not stored")
@@ -162,6 +182,35 @@ class RawTileReader:
                 f"{self.path}: level {level} tile {index}: {len(data)} of {count} bytes "
                 "(file truncated?)"
             )
+        return data
+
+    def jpeg(self, level: int, x: int, y: int, width: int, height: int) -> bytes:
+        """The region as one complete JPEG file, undecoded, when it is exactly one stored tile.
+
+        For decoders that take whole files (nvJPEG through torchvision.io.decode_jpeg on a
+        GPU): see :func:`standalone_jpeg`. Other regions raise TileUnavailable.
+        """
+        lv = self.level(level)
+        if lv is None:
+            raise TileUnavailable(f"{self.path}: level {level} has no JPEG tiles")
+        tw, th = lv.tile_width, lv.tile_height
+        whole = (x % tw, y % th, width, height) == (0, 0, tw, th)
+        if not whole or x + tw > lv.width or y + th > lv.height:
+            raise TileUnavailable(f"{self.path}: region is not one whole tile inside level {level}")
+        data = self._tile_bytes(level, lv, (y // th) * lv.n_cols + x // tw)
+        try:
+            return standalone_jpeg(data, lv.tables, lv.colorspace)
+        except ValueError as err:
+            raise TileReadError(f"{self.path}: level {level} tile at ({x}, {y}): {err}") from err
+
+    def _tile(self, level: int, lv: JpegLevel, index: int, keep: bool) -> np.ndarray:
+        """Decode one tile (tile_height, tile_width, 3), from the cache when it is there."""
+        key = (level, index)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        data = self._tile_bytes(level, lv, index)
         try:
             tile = imagecodecs.jpeg8_decode(
                 data, tables=lv.tables, colorspace=lv.colorspace, outcolorspace="RGB"
