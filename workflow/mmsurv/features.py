@@ -474,7 +474,7 @@ class TileBatches(Dataset):
             item["jpeg_rows"] = torch.tensor(jpeg_rows, dtype=torch.int64)
             item["jpeg_sizes"] = torch.tensor([len(b) for b in jpeg], dtype=torch.int64)
             item["jpeg"] = torch.frombuffer(
-                bytearray(b"".join(jpeg)) or bytearray(1), dtype=torch.uint8
+                bytearray().join(jpeg) or bytearray(1), dtype=torch.uint8
             )
         return item
 
@@ -904,17 +904,14 @@ class _DeviceJpeg:
         else:
             log.info("JPEG tiles decoded on %s (mean difference to libjpeg %.2f)", self.where, diff)
 
-    def _one(self, stream: torch.Tensor, size: int) -> torch.Tensor | None:
-        """One tile (size, size, 3) on the device, or None when it does not decode."""
+    def _decode(self, stream: torch.Tensor) -> torch.Tensor | None:
+        """One tile (3, H, W) on the decoding device, or None when it does not decode."""
         from torchvision.io import ImageReadMode, decode_jpeg
 
         try:
-            img = decode_jpeg(stream, mode=ImageReadMode.RGB, device=self.where)
+            return decode_jpeg(stream, mode=ImageReadMode.RGB, device=self.where)
         except RuntimeError:
             return None
-        if img.shape != (3, size, size):
-            return None
-        return img.to(self.dev).permute(1, 2, 0)
 
     def into(
         self, tiles: torch.Tensor, rows: torch.Tensor, streams: list[torch.Tensor]
@@ -926,22 +923,19 @@ class _DeviceJpeg:
             return []
         if not self.checked:
             self._check(streams[0])
-        size = tiles.shape[1]
         try:
-            imgs = decode_jpeg(streams, mode=ImageReadMode.RGB, device=self.where)
+            imgs: list[torch.Tensor | None] = list(
+                decode_jpeg(streams, mode=ImageReadMode.RGB, device=self.where)
+            )
         except RuntimeError:  # a corrupt tile fails the whole batch: one by one
-            imgs = None
-        if imgs is not None and all(i.shape == (3, size, size) for i in imgs):
-            stacked = torch.stack(imgs).to(self.dev).permute(0, 2, 3, 1)
-            tiles[rows.to(self.dev)] = stacked
-            return []
-        failed = []
-        for r, stream in zip(rows.tolist(), streams, strict=True):
-            img = self._one(stream, size)
-            if img is None:
-                failed.append(r)
-            else:
-                tiles[r] = img
+            imgs = [self._decode(s) for s in streams]
+        size = tiles.shape[1]
+        good = [i is not None and i.shape == (3, size, size) for i in imgs]
+        failed = [r for r, ok in zip(rows.tolist(), good, strict=True) if not ok]
+        if any(good):
+            decoded = torch.stack([i for i, ok in zip(imgs, good, strict=True) if ok])
+            keep = rows[torch.tensor(good)].to(self.dev)
+            tiles[keep] = decoded.to(self.dev).permute(0, 2, 3, 1)
         return failed
 
 
