@@ -44,8 +44,8 @@ def run_one(model_name: str, n: int, device: str, reps: int, omic_sizes: list[in
     """Time `reps` training steps of one model on one bag in this process; return the figures."""
     import torch
 
-    from mmsurv.losses import nll_surv_loss
     from mmsurv.models import create_model, model_modalities
+    from mmsurv.training.losses import nll_surv_loss
 
     torch.manual_seed(0)
     dev = torch.device(device)

@@ -5,7 +5,7 @@ On the same synthetic slides, with the same DataLoader worker count, in the same
 (a) CLAM-style: one DataLoader per slide whose `__getitem__` opens the coords h5 to read one
     coordinate, calls openslide `read_region`, converts to PIL RGB, resizes to the encoder input
     (bicubic) and applies ToTensor + Normalize (CLAM's Whole_Slide_Bag_FP);
-(b) mmsurv: one loader over all slides (`mmsurv.features.TileBatches`), batches of tiles per
+(b) mmsurv: one loader over all slides (`mmsurv.features.extract.TileBatches`), batches of tiles per
     item, raw JPEG tiles where the patch grid follows the tile grid (`fast_tiles="aligned"`),
     uint8 batches normalised after loading (that step is timed too);
 (b') the same with `fast_tiles="never"` (batching alone), and `fast_tiles="any"`.
@@ -42,9 +42,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mmsurv import synth, wsi
-from mmsurv.demo import render_tissue
-from mmsurv.features import (
+from mmsurv.demo import synth
+from mmsurv.demo.cohort import render_tissue
+from mmsurv.features.extract import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     SlideJob,
@@ -56,6 +56,7 @@ from mmsurv.features import (
     normalisation,
     prepare_batch,
 )
+from mmsurv.tiling import wsi
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BLCA_PATCHES = 29.8e6  # the paper's BLCA cohort
@@ -323,7 +324,7 @@ def bench_extraction(
         )
         for s in range(0, len(xy), args.batch_size)
     ]
-    from mmsurv.features import _autocast_dtype
+    from mmsurv.features.extract import _autocast_dtype
 
     amp = _autocast_dtype(args.precision, dev)
 

@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.byo import write_byo_sheet
+from mmsurv.acquire import write_byo_sheet
 
 write_byo_sheet(
     dict(zip(snakemake.params.cohorts, snakemake.input.tables, strict=True)),

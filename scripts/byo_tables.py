@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.byo import write_cohort_tables
+from mmsurv.acquire import write_cohort_tables
 
 write_cohort_tables(
     snakemake.input.table,

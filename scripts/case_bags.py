@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.pipeline import build_case_bags
+from mmsurv.bags import build_case_bags
 
 build_case_bags(
     list(snakemake.input),

@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.pipeline import write_cindex_outputs
+from mmsurv.evaluate import write_cindex_outputs
 
 write_cindex_outputs(
     list(snakemake.input),

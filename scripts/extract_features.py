@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.pipeline import extract_features_batch
+from mmsurv.features import extract_features_batch
 
 extract_features_batch(
     list(snakemake.input.slides),

@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.weights import fetch_weights
+from mmsurv.features import fetch_weights
 
 fetch_weights(
     snakemake.params.url,

@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.gdc import fetch_slide
+from mmsurv.acquire import fetch_slide
 
 f = snakemake.params.gdc_file
 fetch_slide(

@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.gdc import fetch_omics_files
+from mmsurv.acquire import fetch_omics_files
 
 fetch_omics_files(
     snakemake.input.manifest,

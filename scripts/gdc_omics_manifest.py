@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.gdc import write_cohort_omics_manifest
+from mmsurv.acquire import write_cohort_omics_manifest
 
 write_cohort_omics_manifest(
     snakemake.wildcards.cohort,

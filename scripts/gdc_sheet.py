@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.gdc import write_sheet_from_manifests
+from mmsurv.acquire import write_sheet_from_manifests
 
 write_sheet_from_manifests(
     snakemake.input.manifests, snakemake.params.slide_dir, snakemake.output.sheet

@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.pipeline import km_figure_from_predictions
+from mmsurv.evaluate import km_figure_from_predictions
 
 e = snakemake.params.evaluation
 km_figure_from_predictions(

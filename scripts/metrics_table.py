@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.pipeline import write_metrics_outputs
+from mmsurv.evaluate import write_metrics_outputs
 
 e = snakemake.params.evaluation
 write_metrics_outputs(

@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.omics import build_omics_bags
+from mmsurv.bags import build_omics_bags
 
 build_omics_bags(
     snakemake.input.omics,

@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.pipeline import write_paper_tables
+from mmsurv.evaluate import write_paper_tables
 
 out = snakemake.output
 write_paper_tables(

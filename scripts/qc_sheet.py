@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.pipeline import cohort_qc_sheet
+from mmsurv.tiling import cohort_qc_sheet
 
 cohort_qc_sheet(
     list(snakemake.input.qc),

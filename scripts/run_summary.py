@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.pipeline import write_run_summary
+from mmsurv.report import write_run_summary
 
 write_run_summary(
     snakemake.output[0],

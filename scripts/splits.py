@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.pipeline import make_cohort_splits
+from mmsurv.bags import make_cohort_splits
 
 make_cohort_splits(
     clinical_tsv=snakemake.input.clinical,

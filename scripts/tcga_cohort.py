@@ -6,7 +6,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.tcga import prepare_cohort_from_files
+from mmsurv.acquire import prepare_cohort_from_files
 
 inp, out = snakemake.input, snakemake.output
 prepare_cohort_from_files(

@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.tcga import concat_reports
+from mmsurv.acquire import concat_reports
 
 concat_reports(snakemake.input.summaries, snakemake.output.summary)
 concat_reports(snakemake.input.families, snakemake.output.families)

@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.tcga import fetch_source
+from mmsurv.acquire import fetch_source
 
 fetch_source(
     snakemake.params.url,

@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.tcga import unpack_cbioportal_study
+from mmsurv.acquire import unpack_cbioportal_study
 
 unpack_cbioportal_study(
     snakemake.input.archive,

@@ -4,7 +4,7 @@ from mmsurv.io import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from mmsurv.pipeline import tile_and_save
+from mmsurv.tiling import tile_and_save
 
 t = snakemake.params.tiling
 tile_and_save(

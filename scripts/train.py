@@ -6,7 +6,7 @@ setup_logging(snakemake.log[0])
 
 from pathlib import Path
 
-from mmsurv.train import train_fold
+from mmsurv.training import train_fold
 
 params = dict(snakemake.params.training)
 params["num_threads"] = snakemake.threads

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mmsurv.demo import DOWNSAMPLES_20X, DOWNSAMPLES_40X, render_tissue
-from mmsurv.synth import write_svs
+from mmsurv.demo.cohort import DOWNSAMPLES_20X, DOWNSAMPLES_40X, render_tissue
+from mmsurv.demo.synth import write_svs
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""mmsurv.byo: MCAT-style tables, signatures and splits made here, read back by our readers."""
+"""mmsurv.acquire.byo: MCAT-style tables, signatures and splits made here, read back by us."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsurv.byo import (
+from mmsurv.acquire.byo import (
     BYOError,
     convert_mcat,
     find_slides,
@@ -91,9 +91,10 @@ def test_slide_stem_strips_a_suffix_not_characters():
 
 
 def test_convert_round_trip_through_pipeline_readers(tmp_path, signatures):
-    from mmsurv.data import read_clinical, read_splits
+    from mmsurv.bags.data import read_clinical, read_splits
+    from mmsurv.bags.omics import build_omics_bags, read_omics_table
+    from mmsurv.genes import load_gene_families
     from mmsurv.io import read_slide_sheet
-    from mmsurv.omics import build_omics_bags, load_gene_families, read_omics_table
 
     src = mcat_table()
     table_csv = write_mcat(tmp_path, src)
@@ -275,8 +276,8 @@ def restore_logging(monkeypatch):
 
 
 def test_command_line(tmp_path, signatures, restore_logging):
-    from mmsurv.byo import main
-    from mmsurv.data import read_splits
+    from mmsurv.acquire.byo import main
+    from mmsurv.bags.data import read_splits
 
     write_splits(tmp_path, FOLDS)
     rc = main(
@@ -324,7 +325,7 @@ def _cohort_inputs(tmp_path: Path, n: int = 12) -> tuple[Path, Path, list[str]]:
 
 
 def _splits(tmp_path: Path, *, slide_cases, user_split_csvs=None, require_slides=True):
-    from mmsurv.pipeline import make_cohort_splits
+    from mmsurv.bags.stage import make_cohort_splits
 
     clinical, omics, _ = _cohort_inputs(tmp_path)
     return make_cohort_splits(
@@ -386,7 +387,7 @@ def test_slide_sheet_optional_when_no_model_uses_pathology(tmp_path):
 
 
 def test_byo_sheet_names_a_cohort_without_slides(tmp_path, restore_logging):
-    from mmsurv.byo import main, write_byo_sheet
+    from mmsurv.acquire.byo import main, write_byo_sheet
 
     src = mcat_table()
     table_csv = write_mcat(tmp_path, src)
@@ -416,7 +417,7 @@ def _config(**byo) -> dict:
 
 
 def test_byo_config_errors_list_every_problem():
-    from mmsurv.byo import check_byo_config
+    from mmsurv.acquire.byo import check_byo_config
 
     check_byo_config(_config(splits_dir="s/{cohort}"), path_models=["attn_mil"])  # no tables
     config = _config(tables={COHORT: "out/BYO/clinical.tsv"})

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from test_workflow import REPO, _job_counts, copy_repo, snakemake
 
-from mmsurv.byo import write_example
+from mmsurv.acquire.byo import write_example
 
 COHORT = "BYO-BLCA"
 SHIPPED = REPO / ".test" / "config_byo"
@@ -53,7 +53,7 @@ def test_shipped_fixture_is_what_its_generator_writes(tmp_path: Path) -> None:
     shipped = SHIPPED / "mcat"
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert written == sorted(p.relative_to(shipped) for p in shipped.rglob("*") if p.is_file())
-    regenerate = "regenerate: python -m mmsurv.byo example --out .test/config_byo/mcat"
+    regenerate = "regenerate: python -m mmsurv.acquire.byo example --out .test/config_byo/mcat"
     for rel in written:
         assert (tmp_path / rel).read_bytes() == (shipped / rel).read_bytes(), (rel, regenerate)
     assert paths["splits_dir"] == tmp_path / "splits" / COHORT

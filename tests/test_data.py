@@ -1,4 +1,4 @@
-"""mmsurv.data: clinical table, time bins, folds, bags, dataset and weighted sampler."""
+"""mmsurv.bags.data: clinical table, time bins, folds, bags, dataset and weighted sampler."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mmsurv.data import (
+from mmsurv.bags.data import (
     BagStore,
     SurvivalDataset,
     bag_attrs,

@@ -1,4 +1,4 @@
-"""Tests for mmsurv.demo: deterministic sheet and cohort, censoring, signal in every modality."""
+"""mmsurv.demo.cohort: deterministic sheet and cohort, censoring, signal in every modality."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sksurv.metrics import concordance_index_censored
 
-from mmsurv import demo
+from mmsurv.demo import cohort as demo
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ROOT / "resources" / "gene_families.csv"

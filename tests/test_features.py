@@ -1,4 +1,4 @@
-"""Tests for mmsurv.features: encoder registry, weights loading and per-slide extraction."""
+"""Tests for mmsurv.features.extract: encoder registry, weights loading and per-slide extraction."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from mmsurv import features, synth, wsi
+from mmsurv.demo import synth
+from mmsurv.features import extract as features
+from mmsurv.features.tileread import RawTileReader
 from mmsurv.io import py_value
-from mmsurv.tileread import RawTileReader
-from mmsurv.wsi import SegmentationParams, tile_slide
+from mmsurv.tiling import wsi
+from mmsurv.tiling.wsi import SegmentationParams, tile_slide
 
 torch.set_num_threads(1)
 SEG = SegmentationParams(a_t=1.0, a_h=1.0)  # the tiny slide is smaller than CLAM's a_t
@@ -59,7 +61,7 @@ def test_registered_encoders_forward(name):
 def test_registry_errors_and_dims(caplog):
     with pytest.raises(ValueError, match="resnet50_trunc"):
         features.create_encoder("uni2")
-    with caplog.at_level("WARNING", logger="mmsurv.features"):
+    with caplog.at_level("WARNING", logger="mmsurv.features.extract"):
         enc = features.create_encoder("resnet50_trunc")
     assert "RANDOMLY INITIALISED" in caplog.text
     assert enc.dim == 1024 and features.create_encoder("resnet50").dim == 2048
@@ -343,7 +345,7 @@ def test_device_jpeg_falls_back_when_the_device_decodes_differently(aperio, monk
     dec = features._DeviceJpeg(torch.device("cpu"))  # decoded tiles go to the CPU
     dec.where, dec.checked = torch.device("meta"), False  # "meta" stands in for a GPU decoder
     tiles = torch.zeros(2, 256, 256, 3, dtype=torch.uint8)
-    with caplog.at_level("WARNING", logger="mmsurv.features"):
+    with caplog.at_level("WARNING", logger="mmsurv.features.extract"):
         failed = dec.into(tiles, torch.tensor([1]), [stream])
     assert "differs from libjpeg" in caplog.text and dec.where.type == "cpu"
     assert failed == [] and calls[:2] == ["meta", "cpu"]
@@ -401,7 +403,7 @@ def test_rerun_of_a_failed_batch_encodes_only_the_unfinished_slides(aperio, tmp_
         o.unlink(missing_ok=True)
     slides[1].write_bytes(slide.read_bytes())  # the user fixes the slide
     seen["tiles"] = 0
-    with caplog.at_level("INFO", logger="mmsurv.features"):
+    with caplog.at_level("INFO", logger="mmsurv.features.extract"):
         counts = features.extract_features(slides, [four] * 3, outs, encoder=enc, batch_size=4)
     assert counts == [4, 4, 4] and seen["tiles"] == 4  # only b encoded
     assert sum("reused" in r.message for r in caplog.records) == 2
@@ -418,7 +420,7 @@ def test_rerun_of_a_failed_batch_encodes_only_the_unfinished_slides(aperio, tmp_
     st = slides[0].stat()  # the slide is replaced: a new modification time
     os.utime(slides[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     seen["tiles"] = 0
-    with caplog.at_level("WARNING", logger="mmsurv.features"):
+    with caplog.at_level("WARNING", logger="mmsurv.features.extract"):
         features.extract_features(slides[:1], [four], outs[:1], encoder=enc, batch_size=4)
     assert seen["tiles"] == 4 and "not reusing" in caplog.text and "slide_mtime_ns" in caplog.text
     assert not kept.exists()
@@ -427,7 +429,7 @@ def test_rerun_of_a_failed_batch_encodes_only_the_unfinished_slides(aperio, tmp_
 def test_empty_policy(synth_slides, tmp_path):
     with pytest.raises(wsi.EmptySlideError, match=r"white.svs: no tissue tiles .*=error"):
         tile_slide(synth_slides.white, empty_policy="error")
-    from mmsurv.pipeline import tile_and_save
+    from mmsurv.tiling.stage import tile_and_save
 
     tiling = {
         "reader": "openslide",
@@ -458,9 +460,9 @@ def test_empty_policy(synth_slides, tmp_path):
 
 
 def test_zero_patch_slides_in_case_bags(synth_slides, tiny_coords, tmp_path):
-    # what the bag stage (mmsurv.pipeline.build_case_bags) makes of a 0-patch slide
-    from mmsurv.data import BagStore
-    from mmsurv.pipeline import build_case_bags
+    # what the bag stage (mmsurv.bags.stage.build_case_bags) makes of a 0-patch slide
+    from mmsurv.bags.data import BagStore
+    from mmsurv.bags.stage import build_case_bags
 
     with pytest.warns(UserWarning):
         wsi.write_coords_h5(tmp_path / "white.h5", tile_slide(synth_slides.white))
@@ -481,7 +483,7 @@ def test_zero_patch_slides_in_case_bags(synth_slides, tiny_coords, tmp_path):
 def test_precision_resolution(caplog):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert features._autocast_dtype("auto", cpu) is None
-    with caplog.at_level("WARNING", logger="mmsurv.features"):
+    with caplog.at_level("WARNING", logger="mmsurv.features.extract"):
         assert features._autocast_dtype("bf16", cpu) is None
     assert "CUDA only" in caplog.text
     assert features._autocast_dtype("fp16", cuda) is torch.float16

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from snakemake.utils import validate
 
-from mmsurv import gdc
+from mmsurv.acquire import gdc
 from mmsurv.io import read_slide_sheet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -462,7 +462,7 @@ def test_omics_manifest_keeps_one_file_per_barcode(
     hits = _omics_hits()
     twin = {**hits[1], "id": str(uuid.UUID(int=99)), "file_id": str(uuid.UUID(int=99))}
     fake.hits = [*hits, twin]
-    with caplog.at_level(logging.WARNING, logger="mmsurv.gdc"):
+    with caplog.at_level(logging.WARNING, logger="mmsurv.acquire.gdc"):
         manifest = gdc.query_omics_manifest(
             ["TCGA-BLCA"], cohort="BLCA", files_endpoint=f"{fake.url}/files", **FAST
         )
@@ -629,7 +629,7 @@ def test_progress_is_logged(
     fake: FakeGDC, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     fid, data, md5 = serve_file(fake)
-    with caplog.at_level(logging.INFO, logger="mmsurv.gdc"):
+    with caplog.at_level(logging.INFO, logger="mmsurv.acquire.gdc"):
         fetch(fake, fid, tmp_path / "s.svs", md5=md5, size=len(data), progress_every=25_000)
     percents = [r.getMessage() for r in caplog.records if "%)" in r.getMessage()]
     assert len(percents) >= 4

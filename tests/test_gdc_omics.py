@@ -19,10 +19,10 @@ from test_gdc import FakeGDC, make_omics_hit, sample_entry  # tests/ is on sys.p
 from test_tcga_workflow import write_sheet
 from test_workflow import _job_counts, copy_repo, snakemake
 
-from mmsurv import gdc
-from mmsurv.data import read_clinical
-from mmsurv.omics import read_omics_table
-from mmsurv.tcga import REPORT_FILES, TCGAFormatError, prepare_cohort_from_files
+from mmsurv.acquire import gdc
+from mmsurv.acquire.tcga import REPORT_FILES, TCGAFormatError, prepare_cohort_from_files
+from mmsurv.bags.data import read_clinical
+from mmsurv.bags.omics import read_omics_table
 
 REPO = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).parent / "fixtures" / "tcga"

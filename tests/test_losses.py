@@ -1,4 +1,4 @@
-"""mmsurv.losses: MCAT's discrete-time NLL, checked against hand arithmetic."""
+"""mmsurv.training.losses: MCAT's discrete-time NLL, checked against hand arithmetic."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from mmsurv.losses import nll_surv_loss
+from mmsurv.training.losses import nll_surv_loss
 
 
 def test_nll_matches_hand_computation():

@@ -1,4 +1,4 @@
-"""Tests of mmsurv.metrics: step curves, td-AUC and IBS by hand and against independent code,
+"""mmsurv.evaluate.metrics: step curves, td-AUC and IBS by hand and against independent code,
 horizon edge cases, the seeded bootstrap, and the pooled-predictions evaluation."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from lifelines import KaplanMeierFitter
 from sksurv.metrics import concordance_index_censored, cumulative_dynamic_auc
 from sksurv.util import Surv
 
-from mmsurv.metrics import (
+from mmsurv.evaluate.metrics import (
     bootstrap_cindex,
     default_horizons,
     evaluable_range,
@@ -24,8 +24,8 @@ from mmsurv.metrics import (
     survival_at,
     time_dependent_auc,
 )
-from mmsurv.pipeline import read_bin_edges, write_metrics_outputs
-from mmsurv.stats import SurvivalInputError, concordance_index
+from mmsurv.evaluate.stage import read_bin_edges, write_metrics_outputs
+from mmsurv.evaluate.stats import SurvivalInputError, concordance_index
 
 # --------------------------------------------------------------------------------------------
 # helpers: an independent IPCW implementation (lifelines' Kaplan-Meier of the censoring times)

@@ -189,7 +189,7 @@ def _learnable_task(n_cases: int = 24, seed: int = 0):
 
 
 def _mean_nll(model, cases, mods) -> float:
-    from mmsurv.losses import nll_surv_loss
+    from mmsurv.training.losses import nll_surv_loss
 
     model.eval()
     with torch.no_grad():
@@ -207,7 +207,7 @@ def test_loss_decreases_on_a_learnable_task(model_name):
     """Each model fits a small task where both modalities carry the time bin (20 Adam steps)."""
     import inspect
 
-    from mmsurv.losses import nll_surv_loss
+    from mmsurv.training.losses import nll_surv_loss
 
     torch.manual_seed(0)
     model = _model(model_name, **FAST_KWARGS.get(model_name, {}))

@@ -19,13 +19,13 @@ import mmsurv.models.clam_sb
 import mmsurv.models.hfbsurv
 import mmsurv.models.porpoise
 import mmsurv.models.snn_trans  # noqa: F401
-from mmsurv.losses import nll_surv_loss
 from mmsurv.model_catalog import MODEL_INPUTS
 from mmsurv.models import model_class, model_modalities
 from mmsurv.models.clam_sb import CLAMSB, smooth_top1_svm_loss
 from mmsurv.models.hfbsurv import HFBSurv, mfb_pool
 from mmsurv.models.porpoise import Porpoise
 from mmsurv.models.snn_trans import SNNTrans
+from mmsurv.training.losses import nll_surv_loss
 
 torch.set_num_threads(1)
 

@@ -11,7 +11,6 @@ from test_models import OMIC_SIZES, PATH_DIM, _inputs  # shared inputs (tests/ i
 import mmsurv.models.dualtrans
 import mmsurv.models.mcat
 import mmsurv.models.transmil  # noqa: F401 - imported to register the models
-from mmsurv.losses import nll_surv_loss
 from mmsurv.models import create_model
 from mmsurv.models._transmil_layers import (
     PPEG,
@@ -23,6 +22,7 @@ from mmsurv.models._transmil_layers import (
 )
 from mmsurv.models.dualtrans import DualTrans
 from mmsurv.models.mcat import MCAT
+from mmsurv.training.losses import nll_surv_loss
 
 torch.set_num_threads(1)
 

@@ -1,4 +1,4 @@
-"""mmsurv.omics: gene families, family columns, omics bags, training-fold standardisation."""
+"""mmsurv.bags.omics: gene families, family columns, omics bags, training-fold standardisation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsurv.omics import (
+from mmsurv.bags.omics import (
     Standardizer,
     build_omics_bags,
     family_columns,

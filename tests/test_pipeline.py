@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsurv.data import BagStore, bag_attrs, read_splits
-from mmsurv.pipeline import build_case_bags, make_cohort_splits
+from mmsurv.bags.data import BagStore, bag_attrs, read_splits
+from mmsurv.bags.stage import build_case_bags, make_cohort_splits
 
 
 def _feature_file(path: Path, n: int, *, weights: str = "random-init", dim: int = 8) -> Path:
@@ -109,7 +109,7 @@ def _predictions(tmp_path: Path, n: int = 60, folds: int = 3) -> list[Path]:
 def test_km_figure_groups_add_up_and_stats_are_written(tmp_path: Path) -> None:
     import json
 
-    from mmsurv.pipeline import km_figure_from_predictions
+    from mmsurv.evaluate.stage import km_figure_from_predictions
 
     files = _predictions(tmp_path)
     stats = km_figure_from_predictions(
@@ -129,7 +129,7 @@ def test_km_figure_groups_add_up_and_stats_are_written(tmp_path: Path) -> None:
 
 
 def test_km_figure_refuses_a_case_scored_twice(tmp_path: Path) -> None:
-    from mmsurv.pipeline import km_figure_from_predictions
+    from mmsurv.evaluate.stage import km_figure_from_predictions
 
     files = _predictions(tmp_path)
     with pytest.raises(ValueError, match="scored by more than one fold"):

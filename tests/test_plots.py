@@ -1,4 +1,4 @@
-"""Tests of mmsurv.plots: the KM figure renders, is written atomically and labels its groups."""
+"""mmsurv.evaluate.plots: the KM figure renders, is written atomically and labels its groups."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from mmsurv.plots import format_p, make_km_figure, plot_km
-from mmsurv.stats import SurvivalInputError, km_groups
+from mmsurv.evaluate.plots import format_p, make_km_figure, plot_km
+from mmsurv.evaluate.stats import SurvivalInputError, km_groups
 
 
 def _cohort(n: int = 150, seed: int = 0):

@@ -1,4 +1,4 @@
-"""Tests of mmsurv.stats: c-index vs sksurv/lifelines, input checks, maxstat vs R's maxstat."""
+"""mmsurv.evaluate.stats: c-index vs sksurv/lifelines, input checks, maxstat vs R's maxstat."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from lifelines.statistics import logrank_test as lifelines_logrank_test
 from lifelines.utils import concordance_index as lifelines_cindex
 from sksurv.metrics import concordance_index_censored
 
-from mmsurv.stats import (
+from mmsurv.evaluate.stats import (
     LogRankResult,
     MaxstatResult,
     SurvivalInputError,

@@ -1,4 +1,4 @@
-"""Tests for mmsurv.synth: Aperio-layout pyramids read identically by openslide and tiffslide."""
+"""mmsurv.demo.synth: Aperio-layout pyramids read identically by openslide and tiffslide."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import tifffile
 import tiffslide
 
-from mmsurv.synth import write_svs
+from mmsurv.demo.synth import write_svs
 
 READERS = [openslide.OpenSlide, tiffslide.TiffSlide]
 

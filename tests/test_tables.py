@@ -1,4 +1,4 @@
-"""Tests of mmsurv.tables: per-fold c-index, mean ± std by hand, Markdown markup and notes."""
+"""mmsurv.evaluate.tables: per-fold c-index, mean ± std by hand, Markdown markup and notes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsurv.pipeline import write_paper_tables
-from mmsurv.tables import (
+from mmsurv.evaluate.stage import write_paper_tables
+from mmsurv.evaluate.tables import (
     PAPER_TABLES,
     RANDOM_INIT,
     cindex_wide,

@@ -1,4 +1,4 @@
-"""mmsurv.tcga: parsers on fixture files in the real formats, omics and cohort harmonisation."""
+"""mmsurv.acquire.tcga: parsers on fixtures in the real formats, omics and cohort harmonisation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsurv.tcga import (
+from mmsurv.acquire.tcga import (
     DAYS_PER_MONTH,
     NONSILENT_CLASSES,
     REPORT_FILES,
@@ -69,7 +69,7 @@ def test_parse_sample_barcode():
 
 def test_choose_samples_prefers_type_order_then_smallest_barcode(caplog):
     ids = ["TCGA-X1-A001-01B", "TCGA-X1-A001-01A", "TCGA-X1-A001-11A", "TCGA-X1-A002-06A"]
-    with caplog.at_level(logging.INFO, logger="mmsurv.tcga"):
+    with caplog.at_level(logging.INFO, logger="mmsurv.acquire.tcga"):
         assert choose_samples(ids, source="t") == {"TCGA-X1-A001-01A": "TCGA-X1-A001"}
     assert "case TCGA-X1-A001 has 2 samples" in caplog.text
     both = choose_samples(ids, sample_types=("06", "01"))
@@ -133,7 +133,7 @@ def test_read_maf_with_profiled_case_list():
 
 # --------------------------------------------------------------------------- GDC omics
 def test_read_gdc_star_counts(caplog):
-    with caplog.at_level(logging.WARNING, logger="mmsurv.tcga"):
+    with caplog.at_level(logging.WARNING, logger="mmsurv.acquire.tcga"):
         rna = read_gdc_star_counts(STAR_FILES)
     assert list(rna.index) == [case(1), case(2)]  # the 11A normal is ignored
     assert "case TCGA-X1-A001 has 2 samples" in caplog.text
@@ -364,8 +364,8 @@ def test_paper_cases_from_spec():
 
 # --------------------------------------------------------------------------- pipeline inputs
 def test_written_tables_round_trip_through_pipeline_readers(tmp_path, omics_result):
-    from mmsurv.data import read_clinical
-    from mmsurv.omics import build_omics_bags, read_omics_table
+    from mmsurv.bags.data import read_clinical
+    from mmsurv.bags.omics import build_omics_bags, read_omics_table
 
     surv = read_cbioportal_survival(CBIO / "data_clinical_patient.txt")
     write_clinical(surv, tmp_path / "clinical.tsv")
@@ -392,8 +392,8 @@ def test_write_omics_rejects_unsuffixed_columns(tmp_path):
 
 
 def test_prepare_cohort_writes_inputs_and_reports(tmp_path):
-    from mmsurv.data import read_clinical
-    from mmsurv.omics import read_omics_table
+    from mmsurv.bags.data import read_clinical
+    from mmsurv.bags.omics import read_omics_table
 
     slides = pd.DataFrame(
         {

@@ -17,10 +17,8 @@ import yaml
 from test_gdc import FAST, FakeGDC  # tests/ is on sys.path (pytest rootdir import mode)
 from test_workflow import _job_counts, copy_repo, snakemake
 
-from mmsurv import gdc
-from mmsurv.data import read_clinical
-from mmsurv.omics import read_omics_table
-from mmsurv.tcga import (
+from mmsurv.acquire import gdc
+from mmsurv.acquire.tcga import (
     CBIOPORTAL_FILES,
     PAPER_CASES,
     REPORT_FILES,
@@ -30,6 +28,8 @@ from mmsurv.tcga import (
     study_archive_url,
     unpack_cbioportal_study,
 )
+from mmsurv.bags.data import read_clinical
+from mmsurv.bags.omics import read_omics_table
 
 CBIO = Path(__file__).parent / "fixtures" / "tcga" / "cbioportal"
 CDR = Path(__file__).parent / "fixtures" / "tcga" / "TCGA-CDR-SupplementalTableS1.tsv"
@@ -143,7 +143,7 @@ def test_fetch_source_resumes_and_checks_md5_when_given(
     server.plans[ARCHIVE] = ["cut"]
     url = f"{server.url}/data/{ARCHIVE}"
     settings = {**FAST, "chunk_kb": 1}
-    with caplog.at_level(logging.WARNING, logger="mmsurv.tcga"):
+    with caplog.at_level(logging.WARNING, logger="mmsurv.acquire.tcga"):
         fetch_source(url, tmp_path / "a.tar.gz", md5=None, label="study S", download=settings)
     assert (tmp_path / "a.tar.gz").read_bytes() == data
     assert "study S: no md5 configured" in caplog.text

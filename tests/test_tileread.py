@@ -1,4 +1,4 @@
-"""Tests for mmsurv.tileread: raw JPEG tiles give the same pixels as the readers' read_region."""
+"""mmsurv.features.tileread: raw JPEG tiles give the same pixels as the readers' read_region."""
 
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ import pytest
 import tifffile
 import torch
 
-from mmsurv import synth, wsi
-from mmsurv.tileread import (
+from mmsurv.demo import synth
+from mmsurv.features.tileread import (
     RawTileReader,
     TileReadError,
     TileUnavailable,
     fast_read_mask,
     standalone_jpeg,
 )
-from mmsurv.wsi import open_slide, read_patch_region, tile_slide
+from mmsurv.tiling import wsi
+from mmsurv.tiling.wsi import open_slide, read_patch_region, tile_slide
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""mmsurv.train.train_fold on a tiny synthetic cohort whose risk is encoded in omics and patches."""
+"""train_fold on a tiny synthetic cohort whose risk is encoded in omics and patches."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from mmsurv.data import make_folds, read_clinical, time_bin_edges, write_bags, write_splits
-from mmsurv.omics import build_omics_bags
-from mmsurv.train import resolve_params, train_fold
+from mmsurv.bags.data import make_folds, read_clinical, time_bin_edges, write_bags, write_splits
+from mmsurv.bags.omics import build_omics_bags
+from mmsurv.training.train import resolve_params, train_fold
 
 torch.set_num_threads(1)
 
@@ -99,7 +99,7 @@ def cohort(tmp_path_factory):
 
 @pytest.mark.parametrize("model", ["snn", "attn_mil", "ours"])
 def test_outputs_contract_and_loss_decreases(cohort, tmp_path, model, caplog):
-    with caplog.at_level(logging.INFO, logger="mmsurv.train"):
+    with caplog.at_level(logging.INFO, logger="mmsurv.training.train"):
         summary = run(cohort, tmp_path, model, fold=1, epochs=5)
     out = tmp_path / "out"
     for name in ("predictions.parquet", "checkpoint.pt", "train_log.tsv", "meta.json"):
@@ -236,12 +236,12 @@ class _OomOffCpu(torch.nn.Module):
 
 def test_eval_falls_back_to_cpu_on_gpu_out_of_memory(caplog):
     """A huge evaluation bag that does not fit the accelerator is scored on the CPU and listed."""
-    from mmsurv.train import _predict
+    from mmsurv.training.train import _predict
 
     item = {"case_id": "TCGA-HUGE", "path": torch.randn(50, DIM), "omics": None}
     fallbacks: list[str] = []
     # "meta" stands in for an accelerator: inputs move there, the forward pass runs out of memory.
-    with caplog.at_level(logging.WARNING, logger="mmsurv.train"):
+    with caplog.at_level(logging.WARNING, logger="mmsurv.training.train"):
         res = _predict(_OomOffCpu(), item, True, False, torch.device("meta"), fallbacks)
     assert fallbacks == ["TCGA-HUGE"]
     assert res.hazards.device.type == "cpu" and res.hazards.shape == (1, N_BINS)

@@ -1,4 +1,4 @@
-"""Tests for mmsurv.wsi: reader factory, MPP resolution, segmentation and tiling."""
+"""Tests for mmsurv.tiling.wsi: reader factory, MPP resolution, segmentation and tiling."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mmsurv import wsi
-from mmsurv.wsi import SegmentationParams, open_slide, segment_tissue, tile_slide
+from mmsurv.tiling import wsi
+from mmsurv.tiling.wsi import SegmentationParams, open_slide, segment_tissue, tile_slide
 
 
 def test_open_slide_errors(tmp_path, synth_slides):
@@ -113,7 +113,7 @@ def test_tiles_are_inside_tissue(synth_slides):
 
 def test_read_level_chosen_when_within_tolerance(tmp_path, synth_slides):
     # 40x slide with a downsample-2 level: 20x tiles are read there at 256
-    from mmsurv.synth import write_svs
+    from mmsurv.demo.synth import write_svs
 
     rgb = cv2.resize(synth_slides.rgb20, (4096, 3072))
     path = tmp_path / "ds2.svs"
@@ -190,7 +190,7 @@ def test_tiling_records_magnification_and_emptiness(synth_slides):
 
 def test_cohort_qc_sheet_shows_every_slide_and_frames_empty_ones(tmp_path, synth_slides, caplog):
     """The report's per-cohort QC image: one cell per slide, slides without tiles framed red."""
-    from mmsurv.pipeline import cohort_qc_sheet
+    from mmsurv.tiling.stage import cohort_qc_sheet
 
     pngs, h5s, names = [], [], []
     for name in ("s20", "s40", "white"):

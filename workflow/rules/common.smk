@@ -4,11 +4,11 @@ import re
 
 from snakemake.utils import validate
 
-from mmsurv.byo import check_byo_config, for_cohort
-from mmsurv.gdc import OMICS_MODALITIES, omics_settings
+from mmsurv.acquire.byo import check_byo_config, for_cohort
+from mmsurv.acquire.gdc import OMICS_MODALITIES, omics_settings
 from mmsurv.io import empty_slide_sheet, read_slide_sheet
 from mmsurv.model_catalog import model_inputs
-from mmsurv.tcga import REPORT_FILES, cbioportal_files, study_archive_url
+from mmsurv.acquire.tcga import REPORT_FILES, cbioportal_files, study_archive_url
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -192,7 +192,7 @@ def get_gdc_file(wildcards):
         raise ValueError(
             f"slide sheet {config['samples']}: slide {wildcards.slide} has no {missing}; "
             "write the sheet with `snakemake manifest --configfile config/tcga.yaml` or "
-            "`python -m mmsurv.gdc manifest` (docs/tcga.md)"
+            "`python -m mmsurv.acquire.gdc manifest` (docs/tcga.md)"
         )
     if row["file_id"] != wildcards.file_id:
         raise ValueError(
@@ -291,7 +291,7 @@ def gdc_omics_files(cohort):
 
 
 def acquisition_reports():
-    """Report TSVs that tcga_cohort_tables writes per cohort (mmsurv.tcga.REPORT_FILES)."""
+    """Report TSVs that tcga_cohort_tables writes per cohort (mmsurv.acquire.tcga.REPORT_FILES)."""
     return {
         key: f"{OUT}/{{cohort}}/acquisition/{name}"
         for key, name in REPORT_FILES.items()

@@ -1,6 +1,6 @@
-"""Metrics beyond the per-fold c-index: time-dependent AUC, integrated Brier score, bootstrap CI.
+"""Beyond the per-fold c-index: time-dependent AUC, integrated Brier score, bootstrap CI.
 
-Conventions as :mod:`mmsurv.stats`: ``event`` is boolean (True = death observed), ``time`` is in
+Conventions as :mod:`evaluate.stats`: ``event`` is boolean (True = death observed), ``time`` is in
 months and ``risk`` is higher for worse. Predicted survival is the discrete-time model's step
 curve: ``surv[:, j]`` is S at the end of bin j, i.e. at ``bin_edges[j + 1]``, so
 S(t) = 1 before ``bin_edges[1]``, S(t) = ``surv[:, j]`` on ``[bin_edges[j + 1], bin_edges[j + 2])``
@@ -30,7 +30,7 @@ from sksurv.metrics import (
 )
 from sksurv.util import Surv
 
-from mmsurv.stats import SurvivalInputError, _as_bool, _as_finite_float, concordance_index
+from mmsurv.evaluate.stats import SurvivalInputError, _as_bool, _as_finite_float, concordance_index
 
 __all__ = [
     "BootstrapCI",

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from mmsurv.demo.synth import write_svs
+from mmsurv.genes import load_gene_families
 from mmsurv.io import write_text_atomic
-from mmsurv.omics import load_gene_families
-from mmsurv.synth import write_svs
 
 __all__ = [
     "DEFAULT_COHORTS",
@@ -349,7 +349,7 @@ def make_cohort(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: `sheet` writes the slide sheet, `cohort` generates one cohort."""
-    parser = argparse.ArgumentParser(prog="python -m mmsurv.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mmsurv.demo.cohort", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_sheet = sub.add_parser("sheet", help="write the demo slide sheet (TSV)")
     p_sheet.add_argument("--out", required=True, help="output TSV path")

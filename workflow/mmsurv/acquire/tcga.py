@@ -21,8 +21,8 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
+from mmsurv.genes import MODALITIES
 from mmsurv.io import atomic_path
-from mmsurv.omics import MODALITIES
 
 log = logging.getLogger(__name__)
 
@@ -937,7 +937,7 @@ def fetch_source(
     `checked_after`: the caller verifies the file itself (e.g. a sha256), so a missing md5 is
     not worth a warning.
     """
-    from mmsurv.gdc import DOWNLOAD_DEFAULTS, download_file
+    from mmsurv.acquire.gdc import DOWNLOAD_DEFAULTS, download_file
 
     s = {**DOWNLOAD_DEFAULTS, **(download or {})}
     if not md5 and not checked_after:
@@ -1064,7 +1064,7 @@ def _read_omics_sources(
             read_cbioportal_matrix(cnv, sample_types=sample_types),
         )
     if source == "gdc":
-        from mmsurv.gdc import read_omics_file_table
+        from mmsurv.acquire.gdc import read_omics_file_table
 
         rna_files = read_omics_file_table(rnaseq, "rnaseq")
         cnv_files = read_omics_file_table(cnv, "cnv")
@@ -1106,10 +1106,10 @@ def prepare_cohort_from_files(
     """Parse a cohort's omics and survival sources, then `prepare_cohort`.
 
     `omics_source="cbioportal"`: `rnaseq`/`cnv` are the unpacked study matrices. `"gdc"`: they
-    are the downloaded-files tables of `mmsurv.gdc.fetch_omics_files` (one per modality), read
+    are the downloaded-files tables of `acquire.gdc.fetch_omics_files` (one per modality), read
     with `read_gdc_star_counts` (column `rnaseq_value`) and `read_gdc_gene_cnv` (`cnv_value`).
     """
-    from mmsurv.omics import load_gene_families
+    from mmsurv.genes import load_gene_families
 
     if survival_source == "cbioportal":
         surv = read_cbioportal_survival(survival)

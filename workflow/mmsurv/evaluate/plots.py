@@ -14,8 +14,8 @@ from lifelines import KaplanMeierFitter  # noqa: E402
 from lifelines.plotting import add_at_risk_counts  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from mmsurv.evaluate.stats import SurvivalInputError, _as_bool, _check  # noqa: E402
 from mmsurv.io import atomic_path  # noqa: E402
-from mmsurv.stats import SurvivalInputError, _as_bool, _check  # noqa: E402
 
 __all__ = ["format_p", "make_km_figure", "plot_km"]
 

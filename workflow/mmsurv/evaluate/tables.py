@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from mmsurv.evaluate.stats import concordance_index
 from mmsurv.io import write_text_atomic
 from mmsurv.model_catalog import model_inputs
-from mmsurv.stats import concordance_index
 
 __all__ = [
     "DISPLAY_NAMES",
@@ -713,7 +713,7 @@ def write_paper_table(
 
 
 def metrics_markdown(summary: pd.DataFrame, notes: Sequence[str] = (), decimals: int = 3) -> str:
-    """Markdown of :func:`mmsurv.metrics.evaluate_predictions`'s summary, one table per cohort.
+    """Markdown of :func:`metrics.evaluate_predictions`'s summary, one table per cohort.
 
     Columns: pooled c-index [CI], td-AUC at each horizon and IBS as mean ± std over folds; a
     cell shows (k/n) when only k of n folds defined the value, and "—" when none did.

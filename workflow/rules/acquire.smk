@@ -1,42 +1,11 @@
-# Input acquisition. `data_source: demo` generates the embedded synthetic cohort; `tcga` lists
+# Input acquisition (the demo cohort is in demo.smk). `data_source: tcga` lists
 # the open diagnostic slides of each cohort on the GDC and downloads them, and downloads the
 # omics (cBioPortal study archives or GDC files, acquisition.omics.source) and survival of each
 # cohort (docs/tcga.md); `local` with byo.tables converts MCAT-style tables (docs/byo.md).
 
 
-if config["data_source"] == "demo":
-
-    rule demo_cohort:
-        """Generate the synthetic demo cohorts (slides, omics, clinical) from a seed."""
-        input:
-            sheet=config["samples"],
-            gene_families=config["gene_families"],
-        output:
-            slides=list(samples["path"]),
-            clinical=expand(config["clinical"], cohort=COHORTS),
-            omics=expand(config["omics"], cohort=COHORTS),
-        log:
-            f"{OUT}/logs/demo_cohort.log",
-        benchmark:
-            f"{OUT}/benchmarks/demo_cohort.tsv"
-        conda:
-            "../../envs/slides.yaml"
-        threads: res("demo", "threads")
-        resources:
-            mem_mb=res("demo", "mem_mb"),
-            runtime=res("demo", "runtime"),
-        params:
-            cohorts=COHORTS,
-            seed=config["demo"]["seed"],
-            genes_per_family=config["demo"]["genes_per_family"],
-            clinical={c: config["clinical"].format(cohort=c) for c in COHORTS},
-            omics={c: config["omics"].format(cohort=c) for c in COHORTS},
-        script:
-            "../../scripts/demo_cohort.py"
-
-
 if config["data_source"] == "tcga":
-    from mmsurv.gdc import UUID_PATTERN, cohort_projects
+    from mmsurv.acquire.gdc import UUID_PATTERN, cohort_projects
 
     DOWNLOAD = config["download"]
     SLIDE_DIR = DOWNLOAD["slide_dir"].rstrip("/")

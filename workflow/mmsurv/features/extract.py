@@ -22,8 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from mmsurv.io import atomic_path, py_value
-from mmsurv.tileread import (
+from mmsurv.features.tileread import (
     FAST_MODES,
     FastMode,
     RawTileReader,
@@ -31,7 +30,8 @@ from mmsurv.tileread import (
     TileUnavailable,
     fast_read_mask,
 )
-from mmsurv.wsi import (
+from mmsurv.io import atomic_path, py_value
+from mmsurv.tiling.wsi import (
     Reader,
     SlideError,
     open_slide,
@@ -742,7 +742,7 @@ def extract_features(
     The loader runs through all slides' tile batches in order, so the next slide is read while
     the current one is encoded (DataLoader workers, or a background thread when
     `num_workers=0`). Tiles come from the raw JPEG tiles where `fast_tiles` allows
-    (mmsurv.tileread), else from the reader's `read_region`. On CUDA, batches are pinned and
+    (tileread.py), else from the reader's `read_region`. On CUDA, batches are pinned and
     copied asynchronously and the encoder runs under autocast (`precision`). A tile that
     cannot be read is replaced by zeros and listed in the output's `bad_tiles`; a slide with
     more than `max_bad_tile_fraction` bad tiles, a truncated or unreadable slide fails without

@@ -20,7 +20,7 @@ import torch
 from sksurv.metrics import concordance_index_censored
 
 import mmsurv
-from mmsurv.data import (
+from mmsurv.bags.data import (
     BagStore,
     SurvivalDataset,
     bag_attrs,
@@ -31,10 +31,10 @@ from mmsurv.data import (
     read_splits,
     time_bin_edges,
 )
+from mmsurv.bags.omics import Standardizer, read_families_json
 from mmsurv.io import atomic_path, json_default, write_text_atomic
-from mmsurv.losses import nll_surv_loss
 from mmsurv.models import create_model, model_class, model_modalities
-from mmsurv.omics import Standardizer, read_families_json
+from mmsurv.training.losses import nll_surv_loss
 
 log = logging.getLogger(__name__)
 

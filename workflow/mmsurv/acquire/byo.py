@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from mmsurv.acquire.tcga import gene_family_report, write_clinical, write_omics, write_table
+from mmsurv.genes import load_gene_families, split_column
 from mmsurv.io import atomic_path
-from mmsurv.omics import load_gene_families, split_column
-from mmsurv.tcga import gene_family_report, write_clinical, write_omics, write_table
 
 log = logging.getLogger(__name__)
 
@@ -596,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from mmsurv.io import setup_logging
 
-    ap = argparse.ArgumentParser(prog="python -m mmsurv.byo", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m mmsurv.acquire.byo", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     conv = sub.add_parser("convert", help=convert_mcat.__doc__)
     conv.add_argument("--cohort", required=True, help="cohort name as in config `cohorts`")

@@ -2,14 +2,14 @@
 
 Slides: `query_slide_manifest` → slide sheet → `fetch_slide`. Omics (acquisition.omics.source
 gdc): `query_omics_manifest` lists the STAR-counts and gene-level copy-number files per sample,
-`fetch_omics_files` downloads one modality of a cohort; the parsers are in `mmsurv.tcga`.
+`fetch_omics_files` downloads one modality of a cohort; the parsers are in `mmsurv.acquire.tcga`.
 
 The NCI Genomic Data Commons (GDC) API has a search endpoint (`/files`, paginated JSON) and a
 data endpoint (`/data/{file_id}`, HTTP Range supported). Both URLs are parameters here and config
 keys in the workflow (`download.files_endpoint`, `download.data_endpoint`), so tests and mirrors
 point them elsewhere. HTTP goes through `requests` (a dependency of Snakemake itself).
 
-CLI: `python -m mmsurv.gdc manifest|sheet|download --help`.
+CLI: `python -m mmsurv.acquire.gdc manifest|sheet|download --help`.
 """
 
 from __future__ import annotations
@@ -825,7 +825,7 @@ def fetch_slide(
 # --------------------------------------------------------------------------------------------
 
 OMICS_MODALITIES: tuple[str, ...] = ("rnaseq", "cnv")
-"""Modalities listed and downloaded from the GDC; the parsers are in mmsurv.tcga."""
+"""Modalities listed and downloaded from the GDC; the parsers are in mmsurv.acquire.tcga."""
 
 OMICS_DEFAULTS: dict[str, Any] = {
     "dir": "data/tcga/omics",
@@ -916,7 +916,7 @@ def omics_filters(
 
 def _sample_type(barcode: str) -> int:
     """The 2-digit sample-type code of a TCGA sample barcode (01 tumour ... 10-19 normal)."""
-    from mmsurv.tcga import parse_sample_barcode
+    from mmsurv.acquire.tcga import parse_sample_barcode
 
     return int(parse_sample_barcode(barcode)[1])
 
@@ -1185,7 +1185,7 @@ def fetch_omics_files(
 
 
 def read_omics_file_table(path: PathLike, modality: str) -> dict[str, str]:
-    """{barcode: local path} of a downloaded-files table, for the mmsurv.tcga GDC parsers.
+    """{barcode: local path} of a downloaded-files table, for the mmsurv.acquire.tcga GDC parsers.
 
     The barcode is the aliquot's where the GDC gave one, else the sample's; both start with the
     case barcode, so `choose_samples` keeps one file per case by sample type.
@@ -1220,7 +1220,7 @@ def _add_http_args(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: `manifest` lists a cohort's slides, `sheet` joins manifests, `download`."""
-    parser = argparse.ArgumentParser(prog="python -m mmsurv.gdc", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mmsurv.acquire.gdc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_man = sub.add_parser("manifest", help="list the open diagnostic slides of GDC projects")

@@ -1,0 +1,135 @@
+"""Bag stage: per-case patch bags and cross-validation folds for the bags rules."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from mmsurv.io import py_value
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+def _read_feature_file(path: PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """Features (N, D) and the provenance attributes of one slide's feature h5."""
+    with h5py.File(path, "r") as h5:
+        if "features" not in h5:
+            raise ValueError(f"{path}: no `features` dataset (not a CLAM/TRIDENT feature file?)")
+        attrs = {k: py_value(v) for k, v in h5.attrs.items()}
+        return np.asarray(h5["features"][()], dtype=np.float32), attrs
+
+
+def build_case_bags(
+    feature_files: Sequence[PathLike],
+    slide_table: Sequence[tuple[str, str]],
+    out_h5: PathLike,
+) -> None:
+    """Concatenate the slide feature files of each case (sheet order) into the cohort's bags.h5."""
+    from mmsurv.bags.data import write_bags
+
+    by_stem = {Path(f).stem: f for f in feature_files}
+    missing = [s for _, s in slide_table if s not in by_stem]
+    if missing:
+        raise ValueError(f"no feature file for slide(s) {missing[:10]}")
+    cases: dict[str, list[tuple[str, np.ndarray]]] = {}
+    provenance: dict[str, set[str]] = {"encoder": set(), "weights": set()}
+    for case_id, slide_id in slide_table:
+        feats, attrs = _read_feature_file(by_stem[slide_id])
+        for key in provenance:
+            provenance[key].add(str(attrs.get(key, "unknown")))
+        cases.setdefault(case_id, []).append((slide_id, feats))
+    for key, values in provenance.items():
+        if len(values) != 1:
+            raise ValueError(f"slides of {out_h5} were encoded with different `{key}`: {values}")
+    attrs = {key: values.pop() for key, values in provenance.items()}
+    if attrs["weights"] == "random-init":
+        log.warning("bags built from features of a random-init encoder (no pretrained weights)")
+    write_bags(out_h5, cases, attrs)
+    log.info("%s: %d cases from %d slides", out_h5, len(cases), len(slide_table))
+
+
+def make_cohort_splits(
+    *,
+    clinical_tsv: PathLike,
+    omics_parquet: PathLike,
+    slide_cases: Sequence[str],
+    out_tsv: PathLike,
+    n_folds: int,
+    seed: int,
+    require_slides: bool = True,
+    user_split_csvs: Sequence[PathLike] | None = None,
+    complete_cases: bool = True,
+) -> pd.DataFrame:
+    """Folds over the cases with every required modality: stratified here, or the user's CSVs.
+
+    `require_slides=False` when no configured model uses pathology, so cases without slides
+    count. Made folds drop (and log) cases lacking a required modality; user split CSVs (MCAT
+    `splits_{k}.csv`, `val` of split k = fold k) are kept as given, so such a case is an error.
+    `complete_cases=False` (missing_policy keep_unimodal) folds every case with survival and at
+    least one of slides/omics; each training job then keeps the cases its model can use.
+    """
+    from mmsurv.bags.data import make_folds, read_clinical, write_splits
+
+    clinical = read_clinical(clinical_tsv)
+    omics_cases = set(pd.read_parquet(omics_parquet).index.astype(str))
+    by_source = {"survival": set(clinical.index), "omics": omics_cases}
+    if require_slides:
+        by_source["slides"] = set(slide_cases)
+    log.info(
+        "modalities required: %s (%s)",
+        ", ".join(by_source),
+        "a configured model uses pathology"
+        if require_slides
+        else "no configured model uses pathology; cases without slides are kept",
+    )
+    have = set.intersection(*by_source.values())
+    if not complete_cases:
+        features = [c for name, c in by_source.items() if name != "survival"]
+        have = by_source["survival"] & set.union(*features)
+        log.info(
+            "missing_policy keep_unimodal: %d case(s) with survival and slides or omics are "
+            "folded, %d of them with every modality",
+            len(have),
+            len(set.intersection(*by_source.values())),
+        )
+        by_source = {"survival": by_source["survival"], "slides or omics": have}
+    if user_split_csvs:
+        from mmsurv.acquire.byo import user_folds
+
+        splits = user_folds(user_split_csvs, n_folds=n_folds, modalities=by_source)
+        unused = sorted(have - set(splits["case_id"]))
+        if unused:
+            log.warning(
+                "%d case(s) with every required modality are in no split CSV and are not used: %s",
+                len(unused),
+                unused[:20],
+            )
+        log.info("folds from the user's split CSVs: %s", [str(p) for p in user_split_csvs])
+    else:
+        anywhere = set.union(*by_source.values())
+        for name, cases in by_source.items():
+            lacking = sorted(anywhere - cases)
+            if lacking:
+                log.warning(
+                    "%d case(s) dropped for lacking %s: %s", len(lacking), name, lacking[:20]
+                )
+        if len(have) < n_folds:
+            raise ValueError(
+                f"{clinical_tsv}: only {len(have)} case(s) have {', '.join(by_source)}; "
+                f"cannot make {n_folds} folds"
+            )
+        splits = make_folds(clinical.loc[sorted(have)], n_folds=n_folds, seed=seed)
+    write_splits(splits, out_tsv)
+    log.info(
+        "%d cases in %d folds: %s", len(splits), n_folds, splits["fold"].value_counts().to_dict()
+    )
+    return splits

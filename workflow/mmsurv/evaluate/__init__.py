@@ -1,0 +1,15 @@
+"""Evaluation stage (rules/evaluate.smk): c-index tables, paper tables, metrics and KM figures."""
+
+from mmsurv.evaluate.stage import (
+    km_figure_from_predictions,
+    write_cindex_outputs,
+    write_metrics_outputs,
+    write_paper_tables,
+)
+
+__all__ = [
+    "km_figure_from_predictions",
+    "write_cindex_outputs",
+    "write_metrics_outputs",
+    "write_paper_tables",
+]

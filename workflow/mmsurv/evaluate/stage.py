@@ -1,0 +1,299 @@
+"""Evaluation stage: c-index, paper tables, metrics and KM figures from predictions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mmsurv.io import json_default, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+def read_predictions(files: Sequence[PathLike]) -> pd.DataFrame:
+    """Concatenate out-of-fold prediction parquet files."""
+    if not files:
+        raise ValueError("no prediction files given")
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def _cindex_notes(per_fold: pd.DataFrame, policies: list[str], *, ddof: int) -> list[str]:
+    """Table notes: the model-selection policy and how many folds each mean ± std is over."""
+    n_folds = per_fold.groupby(["cohort", "model"])["fold"].nunique()
+    lo, hi = (int(n_folds.min()), int(n_folds.max())) if len(n_folds) else (0, 0)
+    return [
+        f"model selection: {', '.join(policies)} (the held-out fold never picks an epoch)",
+        f"mean ± sample std (ddof={ddof}) over {lo}–{hi} folds"
+        if lo != hi
+        else f"mean ± sample std (ddof={ddof}) over {hi} folds",
+    ]
+
+
+def write_cindex_outputs(
+    prediction_files: Sequence[PathLike],
+    *,
+    folds_tsv: PathLike,
+    out_csv: PathLike,
+    out_md: PathLike,
+    model_order: Sequence[str],
+    cohort_order: Sequence[str],
+    out_prov: PathLike | None = None,
+) -> pd.DataFrame:
+    """Per-fold c-index TSV plus the mean +- std table (CSV, Markdown) with provenance notes.
+
+    ``out_prov``: where to write the reStructuredText provenance line the report caption
+    includes (encoder weights, selection policy and folds as read from the predictions).
+    """
+    from mmsurv.evaluate.tables import fold_cindex, provenance_rst, write_cindex_tables
+    from mmsurv.io import atomic_path
+
+    preds = read_predictions(prediction_files)
+    per_fold = fold_cindex(preds)
+    with atomic_path(folds_tsv) as tmp:
+        per_fold.to_csv(tmp, sep="\t", index=False)
+    if out_prov is not None:
+        write_text_atomic(out_prov, provenance_rst(preds))
+    notes = _cindex_notes(per_fold, sorted(set(preds["model_selection"])), ddof=1)
+    write_cindex_tables(
+        per_fold,
+        out_csv,
+        out_md,
+        model_order=list(model_order),
+        cohort_order=list(cohort_order),
+        notes=notes,
+        predictions=preds,
+    )
+    return per_fold
+
+
+def read_bin_edges(prediction_files: Sequence[PathLike]) -> dict[tuple[str, str, int], list[float]]:
+    """Bin edges per (cohort, model, fold) from the meta.json beside each predictions file."""
+    edges: dict[tuple[str, str, int], list[float]] = {}
+    for f in prediction_files:
+        meta_path = Path(f).parent / "meta.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(
+                f"{meta_path} is missing: the bin edges of {f} are read from the meta.json that "
+                "training writes beside each predictions.parquet"
+            )
+        meta = json.loads(meta_path.read_text())
+        missing = [k for k in ("cohort", "model", "fold", "bin_edges") if k not in meta]
+        if missing:
+            raise ValueError(f"{meta_path} lacks key(s) {missing}")
+        edges[(str(meta["cohort"]), str(meta["model"]), int(meta["fold"]))] = [
+            float(x) for x in meta["bin_edges"]
+        ]
+    return edges
+
+
+def write_paper_tables(
+    folds_tsv: PathLike,
+    *,
+    outputs: Mapping[str, Mapping[str, PathLike]],
+    configured_models: Sequence[str],
+    cohort_order: Sequence[str],
+    published: Mapping[str, PathLike] | None = None,
+    published_map: Mapping[str, str] | None = None,
+    out_prov: PathLike | None = None,
+    ddof: int = 1,
+) -> dict[str, pd.DataFrame]:
+    """Table 1 and Table 2 of the paper (CSV, Markdown, LaTeX) from the per-fold c-index TSV.
+
+    ``outputs[key]`` maps "csv", "md" and "tex" to paths for each key of
+    :data:`tables.PAPER_TABLES` to write. ``published[key]`` is the CSV with the paper's
+    numbers for that table; with ``published_map`` (our cohort -> published column) the tables
+    gain paper and delta columns.
+    """
+    from mmsurv.evaluate.tables import (
+        PAPER_TABLES,
+        provenance_rst,
+        read_published,
+        write_paper_table,
+    )
+
+    per_fold = pd.read_csv(
+        folds_tsv,
+        sep="\t",
+        dtype={"cohort": str, "model": str, "encoder_weights": str, "model_selection": str},
+        keep_default_na=False,
+        na_values={"cindex": ["", "NaN", "nan"]},
+    )
+    unknown = sorted(set(outputs) - set(PAPER_TABLES))
+    if unknown:
+        raise ValueError(f"unknown table(s) {unknown}; known: {sorted(PAPER_TABLES)}")
+    notes = _cindex_notes(per_fold, sorted(set(per_fold["model_selection"])), ddof=ddof)
+    result = {}
+    for key, paths in outputs.items():
+        pub = None
+        if published_map and published and key in published:
+            pub = read_published(published[key])
+        result[key] = write_paper_table(
+            per_fold,
+            PAPER_TABLES[key],
+            out_csv=paths["csv"],
+            out_md=paths["md"],
+            out_tex=paths["tex"],
+            configured_models=configured_models,
+            cohort_order=cohort_order,
+            published=pub,
+            published_map=published_map if pub is not None else None,
+            notes=notes,
+            ddof=ddof,
+        )
+        log.info("%s: %d rows", key, len(result[key]))
+    if out_prov is not None:
+        write_text_atomic(out_prov, provenance_rst(per_fold))
+    return result
+
+
+def write_metrics_outputs(
+    prediction_files: Sequence[PathLike],
+    *,
+    out_csv: PathLike,
+    out_md: PathLike,
+    folds_tsv: PathLike,
+    model_order: Sequence[str],
+    cohort_order: Sequence[str],
+    horizons: Sequence[float] | None = None,
+    horizon_quantiles: Sequence[float] = (0.25, 0.5, 0.75),
+    ibs_range: Sequence[float] | None = None,
+    ibs_points: int = 100,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    ci_level: float = 0.95,
+    out_prov: PathLike | None = None,
+) -> pd.DataFrame:
+    """td-AUC, integrated Brier score and bootstrap CI of the pooled c-index (CSV, Markdown).
+
+    Bin edges come from each fold's meta.json; see :func:`metrics.evaluate_predictions`
+    for the definitions. Per-fold values go to ``folds_tsv``. Returns the summary.
+    """
+    from mmsurv.evaluate.metrics import evaluate_predictions
+    from mmsurv.evaluate.tables import derive_notes, metrics_markdown, provenance_rst
+    from mmsurv.io import atomic_path
+
+    preds = read_predictions(prediction_files)
+    per_fold, summary = evaluate_predictions(
+        preds,
+        read_bin_edges(prediction_files),
+        horizons=list(horizons) if horizons else None,
+        horizon_quantiles=horizon_quantiles,
+        ibs_range=ibs_range,
+        ibs_points=ibs_points,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        ci_level=ci_level,
+        model_order=model_order,
+        cohort_order=cohort_order,
+    )
+    with atomic_path(folds_tsv) as tmp:
+        per_fold.to_csv(tmp, sep="\t", index=False, float_format="%.6f")
+    write_text_atomic(out_csv, summary.to_csv(index=False, float_format="%.6f"))
+    notes = [
+        "AUC(t): cumulative/dynamic time-dependent AUC (scikit-survival cumulative_dynamic_auc) "
+        "of the predicted death probability 1 − S(t); IBS: integrated Brier score "
+        "(scikit-survival integrated_brier_score) of the predicted survival curves, lower is "
+        "better (0.25 = predicting S = 0.5 for everyone)",
+        "S(t) is the step curve of the discrete-time model: S at the end of each time bin of "
+        "the fold (bin edges from the fold's meta.json), 1 before the first bin end",
+        "both are computed per fold on its held-out cases, with the censoring distribution "
+        "(IPCW) estimated on that fold's training cases; follow-up beyond the last training time "
+        "is censored there; shown as mean ± sample std (ddof=1) over folds, (k/n) when only k of "
+        "n folds define the value (reasons in the CSV's note column)",
+        "horizons: "
+        + (
+            "configured (evaluation.horizons)"
+            if horizons
+            else f"quantiles {list(horizon_quantiles)} of each cohort's death times "
+            "(evaluation.horizons empty)"
+        ),
+        f"c-index pooled: one c-index over all out-of-fold risks (each case scored by the fold "
+        f"that held it out), {100 * ci_level:g}% percentile bootstrap CI over cases "
+        f"({n_bootstrap} resamples, seed {seed})",
+    ]
+    flagged = summary[
+        summary["metric"].isin(["td_auc", "ibs"])
+        & summary["note"].astype(str).str.contains("fold ", regex=False)
+    ]
+    grouped: dict[tuple[str, str], list[str]] = {}  # (what, note) -> models sharing it
+    for row in flagged.itertuples():
+        what = "IBS" if row.metric == "ibs" else f"AUC({row.horizon:.4g} mo)"
+        state = (
+            "undefined"
+            if pd.isna(row.value)
+            else f"{int(row.n_folds_defined)}/{int(row.n_folds)} folds"
+        )
+        key = (f"{row.cohort} {what}, {state}", str(row.note))
+        grouped.setdefault(key, []).append(str(row.model))
+    for (head, note), models in grouped.items():
+        notes.append(f"{head} ({', '.join(models)}): {note}")
+    notes = derive_notes(
+        pd.DataFrame(columns=["cohort", "model", "fold"]), notes, predictions=preds
+    )
+    write_text_atomic(out_md, metrics_markdown(summary, notes))
+    if out_prov is not None:
+        write_text_atomic(out_prov, provenance_rst(preds))
+    return summary
+
+
+def km_figure_from_predictions(
+    prediction_files: Sequence[PathLike],
+    *,
+    cohort: str,
+    out_png: PathLike,
+    out_pdf: PathLike,
+    out_json: PathLike,
+    minprop: float = 0.1,
+    maxprop: float = 0.9,
+    n_perm: int = 1000,
+    seed: int = 0,
+    out_prov: PathLike | None = None,
+) -> dict[str, Any]:
+    """Pool out-of-fold risks, split at the maxstat cutpoint, draw KM and save the statistics.
+
+    ``out_prov``: optional reStructuredText provenance line for the report caption.
+    """
+    from mmsurv.evaluate.plots import plot_km
+    from mmsurv.evaluate.stats import km_groups
+    from mmsurv.evaluate.tables import provenance_rst
+
+    preds = read_predictions(prediction_files)
+    if out_prov is not None:
+        write_text_atomic(out_prov, provenance_rst(preds))
+    dup = preds["case_id"][preds["case_id"].duplicated()].unique()
+    if len(dup):
+        raise ValueError(f"{cohort}: case(s) scored by more than one fold: {list(dup[:10])}")
+    time = preds["survival_months"].to_numpy(float)
+    event = preds["event"].to_numpy(bool)
+    risk = preds["risk"].to_numpy(float)
+    groups = km_groups(
+        time, event, risk, minprop=minprop, maxprop=maxprop, n_perm=n_perm, seed=seed
+    )
+    model = ", ".join(sorted(set(preds["model"])))
+    weights = ", ".join(sorted(set(preds["encoder_weights"].astype(str))))
+    plot_km(
+        time,
+        event,
+        risk > groups["cutpoint"],  # the high-risk group, as km_groups splits it
+        title=f"{cohort}: {model}, pooled out-of-fold risk",
+        cutpoint=groups["cutpoint"],
+        p_logrank=groups["logrank_p"],
+        p_maxstat=groups["p_maxstat_lau92"],
+        out_png=str(out_png),
+        out_pdf=str(out_pdf),
+        subtitle=f"encoder weights: {weights}",
+    )
+    scalars = {k: v for k, v in groups.items() if k not in ("maxstat", "logrank")}
+    stats = {"cohort": cohort, "model": model, "encoder_weights": weights, **scalars}
+    stats["n_events"] = int(event.sum())
+    write_text_atomic(out_json, json.dumps(stats, indent=2, default=json_default) + "\n")
+    log.info("%s KM: %s", cohort, stats)
+    return stats

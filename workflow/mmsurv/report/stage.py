@@ -1,0 +1,77 @@
+"""Report stage: the run summary (provenance, cohorts, tables) for the report rule."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mmsurv.io import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+def write_run_summary(
+    out_md: PathLike,
+    *,
+    config: Mapping[str, Any],
+    cindex_csv: PathLike,
+    km_stats: Sequence[PathLike],
+    splits: Sequence[PathLike],
+    metrics_csv: PathLike | None = None,
+) -> None:
+    """A one-page Markdown summary of the run's provenance, cohorts, tables and KM statistics.
+
+    With ``metrics_csv`` (the metrics table's CSV) the pooled c-index and its bootstrap CI,
+    the td-AUCs and the IBS are listed too.
+    """
+    from mmsurv.model_catalog import model_inputs
+
+    if any("path" in model_inputs(m) for m in config["training"]["models"]):
+        weights = config["features"].get("weights") or "random-init"
+        encoder = f"{config['features']['encoder']}, weights: **{weights}**"
+    else:
+        encoder = "not used (no configured model reads pathology)"
+    n_folds = config["splits"]["n_folds"]
+    if config["splits"].get("source", "make") == "user":
+        folds = f"{n_folds} from the user's split CSVs"
+    else:
+        folds = f"{n_folds} stratified (seed {config['splits']['seed']})"
+    lines = [
+        f"# mmsurv run `{config.get('run_name', 'mmsurv')}`",
+        "",
+        f"- data source: {config['data_source']}",
+        f"- encoder: {encoder}",
+        f"- model selection: {config['training']['model_selection']}",
+        f"- folds: {folds}, epochs: {config['training']['epochs']}, "
+        f"training seed {config['training']['seed']}",
+        "",
+        "## Cohorts",
+        "",
+        "| cohort | cases in folds |",
+        "|---|---|",
+    ]
+    for path in splits:
+        table = pd.read_csv(path, sep="\t", dtype={"case_id": str})
+        lines.append(f"| {Path(path).parent.name} | {len(table)} |")
+    lines += ["", "## c-index (mean ± std)", ""]
+    table = pd.read_csv(cindex_csv)
+    lines.append(table.to_markdown(index=False))
+    lines += ["", "## Kaplan-Meier (maxstat cutpoint)", ""]
+    rows = [json.loads(Path(p).read_text()) for p in km_stats]
+    keys = ["cohort", "model", "cutpoint", "statistic", "p_maxstat_lau92", "p_maxstat_perm"]
+    keys += ["logrank_p", "n_low", "n_high"]
+    lines.append(pd.DataFrame(rows)[keys].to_markdown(index=False))
+    if metrics_csv is not None:
+        metrics = pd.read_csv(metrics_csv)
+        keys = ["cohort", "model", "metric", "horizon", "value", "std", "ci_low", "ci_high"]
+        lines += ["", "## More metrics (pooled c-index CI, td-AUC, IBS)", ""]
+        lines.append(metrics[keys].to_markdown(index=False, floatfmt=".3f"))
+    write_text_atomic(out_md, "\n".join(lines) + "\n")

@@ -1,0 +1,5 @@
+"""Training stage (rules/training.smk): one cancer x model x fold job, its predictions and logs."""
+
+from mmsurv.training.train import train_fold
+
+__all__ = ["train_fold"]
