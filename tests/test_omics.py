@@ -12,9 +12,9 @@ from mmsurv.bags.omics import (
     Standardizer,
     build_omics_bags,
     family_columns,
-    load_gene_families,
     read_families_json,
 )
+from mmsurv.genes import load_gene_families
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Stage functions behind the Snakemake scripts, on small real files."""
+"""Stage functions behind the Snakemake scripts (bags, evaluate, report), on small real files."""
 
 from __future__ import annotations
 
@@ -145,11 +145,8 @@ def test_km_figure_refuses_a_case_scored_twice(tmp_path: Path) -> None:
 
 
 def test_cindex_tables_and_run_summary_from_predictions(tmp_path: Path) -> None:
-    from mmsurv.pipeline import (
-        km_figure_from_predictions,
-        write_cindex_outputs,
-        write_run_summary,
-    )
+    from mmsurv.evaluate import km_figure_from_predictions, write_cindex_outputs
+    from mmsurv.report import write_run_summary
 
     files = _predictions(tmp_path)
     tables = tmp_path / "tables"
