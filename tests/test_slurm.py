@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,16 @@ STATUS_CHECK_ARGS = ["--slurm-init-seconds-before-status-checks", "5"]
 TOY_TIMEOUT_S = 600
 WORKFLOW_TIMEOUT_S = int(os.environ.get("MMSURV_SLURM_TEST_TIMEOUT", "2400"))
 READY_STATES = {"idle", "mix", "mixed", "alloc", "allocated"}
+# Pending reasons that no amount of waiting clears (the job asks for what the cluster lacks).
+STUCK_REASONS = {
+    "PartitionConfig",
+    "ReqNodeNotAvail",
+    "PartitionNodeLimit",
+    "PartitionTimeLimit",
+    "BadConstraints",
+}
+STUCK_GRACE_S = 10.0
+POLL_S = 2.0
 
 
 def _fail_or_skip(msg: str) -> None:
@@ -137,26 +148,75 @@ def _snakemake_cmd() -> list[str]:
 def _run_snakemake(
     args: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: float
 ) -> tuple[int, str]:
+    """Run snakemake, failing fast (naming the reason) when one of its jobs can never start."""
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = _snakemake_cmd() + args
-    try:
-        res = subprocess.run(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-        )
-        rc, out = res.returncode, res.stdout
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout or ""
-        if isinstance(out, bytes):
-            out = out.decode(errors="replace")
-        rc, out = -1, out + f"\n[test] snakemake timed out after {timeout} s\n"
+    out_path = log.with_suffix(".running")
+    start, stuck = time.monotonic(), None
+    with open(out_path, "w") as out_fh:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out_fh, stderr=subprocess.STDOUT)
+        watch = StuckJobWatch()
+        while True:
+            try:
+                rc = proc.wait(timeout=POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            stuck = watch.check(_job_ids(out_path.read_text(errors="replace")))
+            if stuck is not None or time.monotonic() - start > timeout:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                rc = -1
+                break
+    out = out_path.read_text(errors="replace")
+    out_path.unlink()
+    if stuck is None and rc == -1:
+        out += f"\n[test] snakemake timed out after {timeout} s\n"
+    if stuck is not None:
+        ids = _job_ids(out)
+        if ids:
+            _cmd(["scancel", *ids])
+        out += f"\n[test] {stuck}\n"
     log.write_text(f"$ {' '.join(cmd)}\n(cwd {cwd})\n{out}")
+    if stuck is not None:
+        pytest.fail(f"{stuck}\n(snakemake log: {log})", pytrace=False)
     return rc, out
+
+
+class StuckJobWatch:
+    """Remembers since when each job has been pending for a reason that cannot clear."""
+
+    def __init__(self, grace_s: float = STUCK_GRACE_S) -> None:
+        self.grace_s = grace_s
+        self.since: dict[str, float] = {}
+
+    def check(self, ids: list[str]) -> str | None:
+        """A readable message (reason and node) once a job has been stuck for grace_s, else None."""
+        if not ids:
+            return None
+        res = _cmd(["squeue", "-h", "-t", "PD", "-j", ",".join(ids), "-o", "%i|%r"])
+        pending = {}
+        if res is not None and res.returncode == 0:
+            for line in res.stdout.splitlines():
+                jid, _, reason = line.strip().partition("|")
+                if reason.split(",")[0] in STUCK_REASONS:
+                    pending[jid] = reason
+        now = time.monotonic()
+        self.since = {j: self.since.get(j, now) for j in pending}
+        for jid, first in self.since.items():
+            if now - first >= self.grace_s:
+                node = _cmd(["scontrol", "show", "node"])
+                return (
+                    f"SLURM job {jid} is pending for reason {pending[jid]!r}, which cannot clear "
+                    f"on this cluster (it asks for more than a node or partition offers); "
+                    f"stopped after {now - first:.0f} s.\n"
+                    f"scontrol show node:\n{node.stdout if node is not None else '(failed)'}"
+                )
+        return None
 
 
 def _job_ids(output: str) -> list[str]:
@@ -271,6 +331,54 @@ def test_toy_workflow_under_slurm(slurm_cluster, tmp_path):
             assert part == partition, (jid, info[jid])
         if account:
             assert acct == account, (jid, info[jid])
+
+
+def _node_cpus() -> int:
+    """CPUTot of this cluster's (single) node, from scontrol."""
+    res = _cmd(["scontrol", "show", "node"])
+    assert res is not None and res.returncode == 0, res
+    match = re.search(r"CPUTot=(\d+)", res.stdout)
+    assert match, res.stdout
+    return int(match.group(1))
+
+
+def test_start_script_ignores_omp_num_threads(slurm_cluster):
+    """An exported OMP_NUM_THREADS=1 must not shrink the node to 1 CPU (GNU nproc honours it)."""
+    if os.geteuid() != 0:
+        _fail_or_skip("scripts/slurm/start.sh needs root")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_THREAD_LIMIT": "1"}
+    res = subprocess.run(
+        ["bash", str(START_SCRIPT)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    assert _node_cpus() == len(os.sched_getaffinity(0))
+
+
+def test_unsatisfiable_job_fails_fast_naming_the_reason(slurm_cluster, tmp_path):
+    """A job asking for more CPUs than the node has stops the run within 60 s, saying why."""
+    home = tmp_path / "home"
+    _install_profile(home)
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    (wf / "Snakefile").write_text(
+        "rule all:\n"
+        '    output: "out/big.txt"\n'
+        f"    resources: mem_mb=100, runtime=5, cpus_per_task={_node_cpus() + 1}\n"
+        '    shell: "echo big > {output}"\n'
+    )
+    t0 = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match="PartitionConfig|ReqNodeNotAvail") as err:
+        _run_snakemake(
+            ["--profile", "slurm", "--cores", "2", *STATUS_CHECK_ARGS],
+            cwd=wf,
+            env=_snakemake_env(home),
+            log=ARTIFACTS / "slurm_unsatisfiable.log",
+            timeout=TOY_TIMEOUT_S,
+        )
+    assert time.monotonic() - t0 < 60, f"took {time.monotonic() - t0:.0f} s"
+    assert "CPUTot=" in str(err.value)  # the node's description comes with the reason
+    res = _cmd(["squeue", "-h", "-t", "PD", "-o", "%i|%r"])
+    assert res is not None and "PartitionConfig" not in res.stdout, "stuck job not cancelled"
 
 
 def _numeric_cells(path: Path) -> list[float]:

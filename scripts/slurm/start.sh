@@ -92,7 +92,9 @@ fi
 
 # ---------------------------------------------------------------- slurm.conf
 HOST="$(hostname -s)"
-CPUS="$(nproc)"
+# GNU nproc honours OMP_NUM_THREADS / OMP_THREAD_LIMIT (HPC shells often export 1): the node
+# must get the CPUs this machine really offers (the affinity mask), whatever OpenMP says.
+CPUS="$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)"
 MEM_TOTAL_MB="$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)"
 # Leave ~5% (at least 512 MB) for the OS and the daemons.
 REAL_MB=$((MEM_TOTAL_MB - (MEM_TOTAL_MB / 20 > 512 ? MEM_TOTAL_MB / 20 : 512)))
