@@ -5,7 +5,7 @@ On the same synthetic slides, with the same DataLoader worker count, in the same
 (a) CLAM-style: one DataLoader per slide whose `__getitem__` opens the coords h5 to read one
     coordinate, calls openslide `read_region`, converts to PIL RGB, resizes to the encoder input
     (bicubic) and applies ToTensor + Normalize (CLAM's Whole_Slide_Bag_FP);
-(b) mmsurv: one loader over all slides (`mmsurv.features.extract.TileBatches`), batches of tiles per
+(b) mmsurv: one loader over all slides (`mmsurv.features.loader.TileBatches`), batches of tiles per
     item, raw JPEG tiles where the patch grid follows the tile grid (`fast_tiles="aligned"`),
     uint8 batches normalised after loading (that step is timed too);
 (b') the same with `fast_tiles="never"` (batching alone), and `fast_tiles="any"`.
@@ -44,18 +44,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmsurv.demo import synth
 from mmsurv.demo.cohort import render_tissue
-from mmsurv.features.extract import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    SlideJob,
-    TileBatches,
-    _DeviceJpeg,
-    create_encoder,
-    extract_features,
-    jpeg_streams,
-    normalisation,
-    prepare_batch,
-)
+from mmsurv.features.device import _DeviceJpeg, jpeg_streams, normalisation, prepare_batch
+from mmsurv.features.encoders import IMAGENET_MEAN, IMAGENET_STD, create_encoder
+from mmsurv.features.extract import extract_features
+from mmsurv.features.loader import SlideJob, TileBatches
 from mmsurv.tiling import wsi
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -324,7 +316,7 @@ def bench_extraction(
         )
         for s in range(0, len(xy), args.batch_size)
     ]
-    from mmsurv.features.extract import _autocast_dtype
+    from mmsurv.features.device import _autocast_dtype
 
     amp = _autocast_dtype(args.precision, dev)
 

@@ -1,4 +1,4 @@
-"""Tests for mmsurv.features.extract: encoder registry, weights loading and per-slide extraction."""
+"""Tests for mmsurv.features: encoder registry, weights loading and per-slide extraction."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from mmsurv.demo import synth
-from mmsurv.features import extract as features
+from mmsurv.features import device, encoders, extract, loader, resume
 from mmsurv.features.tileread import RawTileReader
 from mmsurv.io import py_value
 from mmsurv.tiling import wsi
@@ -22,7 +22,7 @@ torch.set_num_threads(1)
 SEG = SegmentationParams(a_t=1.0, a_h=1.0)  # the tiny slide is smaller than CLAM's a_t
 
 
-class TinyEncoder(features.Encoder):
+class TinyEncoder(encoders.Encoder):
     """A 16-d conv encoder: cheap enough to test the loader on every tile of a slide."""
 
     name = "tiny"
@@ -49,9 +49,9 @@ def tiny_coords(synth_slides, tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("name", features.list_encoders())
+@pytest.mark.parametrize("name", encoders.list_encoders())
 def test_registered_encoders_forward(name):
-    enc = features.create_encoder(name)
+    enc = encoders.create_encoder(name)
     assert enc.weights_id == "random-init" and enc.input_size == 224
     with torch.inference_mode():
         out = enc(torch.randn(2, 3, 64, 64))
@@ -60,21 +60,21 @@ def test_registered_encoders_forward(name):
 
 def test_registry_errors_and_dims(caplog):
     with pytest.raises(ValueError, match="resnet50_trunc"):
-        features.create_encoder("uni2")
-    with caplog.at_level("WARNING", logger="mmsurv.features.extract"):
-        enc = features.create_encoder("resnet50_trunc")
+        encoders.create_encoder("uni2")
+    with caplog.at_level("WARNING", logger="mmsurv.features.encoders"):
+        enc = encoders.create_encoder("resnet50_trunc")
     assert "RANDOMLY INITIALISED" in caplog.text
-    assert enc.dim == 1024 and features.create_encoder("resnet50").dim == 2048
+    assert enc.dim == 1024 and encoders.create_encoder("resnet50").dim == 2048
     # random init is reproducible, so features of different jobs are comparable
-    again = features.create_encoder("resnet50_trunc")
+    again = encoders.create_encoder("resnet50_trunc")
     for a, b in zip(enc.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 
 def test_weights_loading(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.pth. Download"):
-        features.create_encoder("resnet50_trunc", weights=str(tmp_path / "missing.pth"))
-    src = features.create_encoder("resnet50")
+        encoders.create_encoder("resnet50_trunc", weights=str(tmp_path / "missing.pth"))
+    src = encoders.create_encoder("resnet50")
     torch.manual_seed(3)
     for p in src.net.parameters():
         p.data.normal_(0, 0.02)
@@ -86,8 +86,8 @@ def test_weights_loading(tmp_path):
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "w.safetensors"))
     x = torch.randn(1, 3, 64, 64)
     for fname in ("w.pth", "w.safetensors"):
-        full = features.create_encoder("resnet50", weights=str(tmp_path / fname))
-        trunc = features.create_encoder("resnet50_trunc", weights=str(tmp_path / fname))
+        full = encoders.create_encoder("resnet50", weights=str(tmp_path / fname))
+        trunc = encoders.create_encoder("resnet50_trunc", weights=str(tmp_path / fname))
         assert full.weights_id.startswith(str(tmp_path / fname) + " sha256:")
         assert len(full.weights_id.split("sha256:")[1]) == 16
         with torch.inference_mode():
@@ -95,12 +95,12 @@ def test_weights_loading(tmp_path):
             assert trunc(x).shape == (1, 1024)
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, tmp_path / "partial.pth")
     with pytest.raises(ValueError, match="partial.pth"):
-        features.create_encoder("resnet50_trunc", weights=str(tmp_path / "partial.pth"))
+        encoders.create_encoder("resnet50_trunc", weights=str(tmp_path / "partial.pth"))
 
 
 def test_extract_outputs(synth_slides, tiny_coords, tmp_path):
     out = tmp_path / "f" / "tiny.h5"
-    n = features.extract_slide_features(synth_slides.tiny, tiny_coords, out, batch_size=2)
+    n = extract.extract_slide_features(synth_slides.tiny, tiny_coords, out, batch_size=2)
     coords, attrs = wsi.read_coords_h5(tiny_coords)
     assert n == len(coords)
     with h5py.File(out) as f:
@@ -116,23 +116,23 @@ def test_extract_outputs(synth_slides, tiny_coords, tmp_path):
     # same order as the coords file: a reversed coords file gives reversed features
     rev = wsi.TilingResult(coords[::-1].copy(), dict(attrs), None, None, (1.0, 1.0), 0)
     wsi.write_coords_h5(tmp_path / "rev.h5", rev)
-    features.extract_slide_features(
+    extract.extract_slide_features(
         synth_slides.tiny, tmp_path / "rev.h5", tmp_path / "rev_f.h5", batch_size=3
     )
     with h5py.File(tmp_path / "rev_f.h5") as f:
         np.testing.assert_allclose(f["features"][()], feats[::-1], rtol=1e-4, atol=1e-5)
     # a prebuilt encoder (one load for a batch of slides) gives the same features
-    enc = features.create_encoder("resnet50_trunc")
-    features.extract_slide_features(synth_slides.tiny, tiny_coords, tmp_path / "e.h5", encoder=enc)
+    enc = encoders.create_encoder("resnet50_trunc")
+    extract.extract_slide_features(synth_slides.tiny, tiny_coords, tmp_path / "e.h5", encoder=enc)
     with h5py.File(tmp_path / "e.h5") as f:
         np.testing.assert_allclose(f["features"][()], feats, rtol=1e-4, atol=1e-5)
         assert f.attrs["encoder"] == "resnet50_trunc"
     with pytest.raises(ValueError, match="create_encoder"):
-        features.extract_slide_features(
+        extract.extract_slide_features(
             synth_slides.tiny, tiny_coords, tmp_path / "x.h5", encoder=enc, weights="w.pth"
         )
     # tiffslide reads the same pixels: nearly identical features
-    features.extract_slide_features(
+    extract.extract_slide_features(
         synth_slides.tiny,
         tiny_coords,
         tmp_path / "ts.h5",
@@ -159,7 +159,7 @@ def test_interrupted_extraction_leaves_nothing(synth_slides, tiny_coords, tmp_pa
     out = tmp_path / "killed" / "tiny.h5"
     out.parent.mkdir()
     with pytest.raises(KeyboardInterrupt):
-        features.extract_slide_features(
+        extract.extract_slide_features(
             synth_slides.tiny, tiny_coords, out, encoder=enc, batch_size=2
         )
     assert calls["n"] == 2 and not out.exists() and list(out.parent.iterdir()) == []
@@ -169,9 +169,7 @@ def test_empty_coords(synth_slides, tmp_path):
     with pytest.warns(UserWarning):
         r = tile_slide(synth_slides.white)
     wsi.write_coords_h5(tmp_path / "white.h5", r)
-    n = features.extract_slide_features(
-        synth_slides.white, tmp_path / "white.h5", tmp_path / "o.h5"
-    )
+    n = extract.extract_slide_features(synth_slides.white, tmp_path / "white.h5", tmp_path / "o.h5")
     assert n == 0
     with h5py.File(tmp_path / "o.h5") as f:
         assert f["features"].shape == (0, 1024) and f["coords"].shape == (0, 2)
@@ -179,9 +177,9 @@ def test_empty_coords(synth_slides, tmp_path):
 
 def test_missing_inputs(synth_slides, tiny_coords, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.svs"):
-        features.extract_slide_features(tmp_path / "nope.svs", tiny_coords, tmp_path / "o.h5")
+        extract.extract_slide_features(tmp_path / "nope.svs", tiny_coords, tmp_path / "o.h5")
     with pytest.raises(FileNotFoundError, match="nope.h5"):
-        features.extract_slide_features(synth_slides.tiny, tmp_path / "nope.h5", tmp_path / "o.h5")
+        extract.extract_slide_features(synth_slides.tiny, tmp_path / "nope.h5", tmp_path / "o.h5")
 
 
 @pytest.fixture(scope="module")
@@ -209,9 +207,9 @@ def _read(path):
 
 def test_fast_and_general_paths_agree(aperio, tmp_path):
     slide, _, coords = aperio
-    enc = features.create_encoder("resnet50_trunc")
-    n = features.extract_slide_features(slide, coords, tmp_path / "fast.h5", encoder=enc)
-    features.extract_slide_features(
+    enc = encoders.create_encoder("resnet50_trunc")
+    n = extract.extract_slide_features(slide, coords, tmp_path / "fast.h5", encoder=enc)
+    extract.extract_slide_features(
         slide, coords, tmp_path / "slow.h5", encoder=enc, fast_tiles="never"
     )
     fast, c1, a1, _ = _read(tmp_path / "fast.h5")
@@ -235,14 +233,14 @@ def test_one_loader_over_several_slides(synth_slides, tiny_coords, aperio, tmp_p
     slides = [synth_slides.tiny, synth_slides.white, slide_a, synth_slides.s20]
     coords = [tiny_coords, tmp_path / "white.h5", coords_a, s20_coords]
     outs = [tmp_path / "batch" / f"{i}.h5" for i in range(4)]
-    counts = features.extract_features(
+    counts = extract.extract_features(
         slides, coords, outs, encoder=enc, batch_size=5, num_workers=num_workers
     )
     assert counts[1] == 0 and all(c > 2 for i, c in enumerate(counts) if i != 1)
     assert sorted(p.name for p in outs[0].parent.iterdir()) == ["0.h5", "1.h5", "2.h5", "3.h5"]
     for i in (0, 2, 3):  # the same features as one slide at a time, in coords order
         single = tmp_path / f"single{i}.h5"
-        features.extract_slide_features(slides[i], coords[i], single, encoder=enc, batch_size=3)
+        extract.extract_slide_features(slides[i], coords[i], single, encoder=enc, batch_size=3)
         got, got_coords, attrs, _ = _read(outs[i])
         want, _, _, _ = _read(single)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -273,9 +271,9 @@ def test_corrupt_tile_is_counted_and_replaced(aperio, tmp_path, fast_tiles, deco
     x, y = coords[1] // 256
     synth.corrupt_tiles(bad, [int(y * n_cols + x)])  # the stored tile under patch 1
     enc = TinyEncoder()
-    features.extract_slide_features(slide, coords_h5, tmp_path / "clean.h5", encoder=enc)
+    extract.extract_slide_features(slide, coords_h5, tmp_path / "clean.h5", encoder=enc)
     with pytest.warns(UserWarning, match=r"corrupt.svs: 1 of \d+ tiles unreadable"):
-        features.extract_slide_features(
+        extract.extract_slide_features(
             bad,
             coords_h5,
             tmp_path / "bad.h5",
@@ -300,8 +298,8 @@ def test_decode_on_device_gives_the_loader_decoded_features(aperio, tmp_path, nu
     slide, coords_h5, _ = aperio
     enc = TinyEncoder()
     kw = {"encoder": enc, "batch_size": 8, "num_workers": num_workers}
-    features.extract_slide_features(slide, coords_h5, tmp_path / "loader.h5", **kw)
-    features.extract_slide_features(
+    extract.extract_slide_features(slide, coords_h5, tmp_path / "loader.h5", **kw)
+    extract.extract_slide_features(
         slide, coords_h5, tmp_path / "device.h5", decode_on_device=True, **kw
     )
     want, _, attrs0, _ = _read(tmp_path / "loader.h5")
@@ -309,19 +307,19 @@ def test_decode_on_device_gives_the_loader_decoded_features(aperio, tmp_path, nu
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     assert attrs["jpeg_decode"] == "torchvision-libjpeg" and "jpeg_decode" not in attrs0
     assert attrs["n_fast_tiles"] == len(coords) and len(bad) == 0
-    batches = features.TileBatches(
-        [features.SlideJob(str(slide), *wsi.read_coords_h5(coords_h5), tmp_path / "y.h5")],
+    batches = loader.TileBatches(
+        [loader.SlideJob(str(slide), *wsi.read_coords_h5(coords_h5), tmp_path / "y.h5")],
         batch_size=8,
         input_size=None,
         raw_jpeg=True,
     )
     item = batches[0]  # every tile leaves the loader undecoded, as a complete JPEG file
     assert item["jpeg_rows"].tolist() == list(range(8)) and (item["tiles"] == 0).all()
-    streams = features.jpeg_streams(item)
+    streams = device.jpeg_streams(item)
     assert len(streams) == 8 and all(bytes(t[:2].tolist()) == b"\xff\xd8" for t in streams)
     batches.close()
     with pytest.raises(ValueError, match="decode_on_device needs resize_on_device"):
-        features.extract_slide_features(
+        extract.extract_slide_features(
             slide, coords_h5, tmp_path / "x.h5", decode_on_device=True, resize_on_device=False
         )
 
@@ -342,10 +340,10 @@ def test_device_jpeg_falls_back_when_the_device_decodes_differently(aperio, monk
         return 255 - img if str(device) == "meta" else img  # a decoder that gets colours wrong
 
     monkeypatch.setattr(torchvision.io, "decode_jpeg", device_decoder)
-    dec = features._DeviceJpeg(torch.device("cpu"))  # decoded tiles go to the CPU
+    dec = device._DeviceJpeg(torch.device("cpu"))  # decoded tiles go to the CPU
     dec.where, dec.checked = torch.device("meta"), False  # "meta" stands in for a GPU decoder
     tiles = torch.zeros(2, 256, 256, 3, dtype=torch.uint8)
-    with caplog.at_level("WARNING", logger="mmsurv.features.extract"):
+    with caplog.at_level("WARNING", logger="mmsurv.features.device"):
         failed = dec.into(tiles, torch.tensor([1]), [stream])
     assert "differs from libjpeg" in caplog.text and dec.where.type == "cpu"
     assert failed == [] and calls[:2] == ["meta", "cpu"]
@@ -365,7 +363,7 @@ def test_slide_failures_name_the_slide_and_spare_the_others(aperio, tmp_path):
     synth.truncate_file(cut, 0.5)
     outs = [tmp_path / "out" / f"{k}.h5" for k in ("good", "corrupt", "cut")]
     with pytest.raises(wsi.SlideError) as info:
-        features.extract_features(
+        extract.extract_features(
             [slide, bad, cut], [coords_h5] * 3, outs, encoder=TinyEncoder(), batch_size=4
         )
     msg = str(info.value)
@@ -396,15 +394,15 @@ def test_rerun_of_a_failed_batch_encodes_only_the_unfinished_slides(aperio, tmp_
 
     enc._embed = counting
     with pytest.raises(wsi.SlideError, match="1 of 3 slide"):
-        features.extract_features(slides, [four] * 3, outs, encoder=enc, batch_size=4)
+        extract.extract_features(slides, [four] * 3, outs, encoder=enc, batch_size=4)
     assert seen["tiles"] == 8  # a and c
     first = {o.name: _read(o)[0] for o in (outs[0], outs[2])}
     for o in outs:  # what Snakemake does to a failed job's outputs
         o.unlink(missing_ok=True)
     slides[1].write_bytes(slide.read_bytes())  # the user fixes the slide
     seen["tiles"] = 0
-    with caplog.at_level("INFO", logger="mmsurv.features.extract"):
-        counts = features.extract_features(slides, [four] * 3, outs, encoder=enc, batch_size=4)
+    with caplog.at_level("INFO", logger="mmsurv.features.resume"):
+        counts = extract.extract_features(slides, [four] * 3, outs, encoder=enc, batch_size=4)
     assert counts == [4, 4, 4] and seen["tiles"] == 4  # only b encoded
     assert sum("reused" in r.message for r in caplog.records) == 2
     for o in (outs[0], outs[2]):
@@ -413,15 +411,15 @@ def test_rerun_of_a_failed_batch_encodes_only_the_unfinished_slides(aperio, tmp_
     assert sorted(p.name for p in outs[0].parent.iterdir()) == ["a.h5", "b.h5", "c.h5"]
 
     # a kept output no longer matching its inputs (slide re-written) is encoded again
-    features.extract_features(slides[:1], [four], outs[:1], encoder=enc, batch_size=4, resume=False)
-    kept = features.resume_path(outs[0])
-    features._place(outs[0], kept)
+    extract.extract_features(slides[:1], [four], outs[:1], encoder=enc, batch_size=4, resume=False)
+    kept = resume.resume_path(outs[0])
+    resume._place(outs[0], kept)
     outs[0].unlink()
     st = slides[0].stat()  # the slide is replaced: a new modification time
     os.utime(slides[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     seen["tiles"] = 0
-    with caplog.at_level("WARNING", logger="mmsurv.features.extract"):
-        features.extract_features(slides[:1], [four], outs[:1], encoder=enc, batch_size=4)
+    with caplog.at_level("WARNING", logger="mmsurv.features.resume"):
+        extract.extract_features(slides[:1], [four], outs[:1], encoder=enc, batch_size=4)
     assert seen["tiles"] == 4 and "not reusing" in caplog.text and "slide_mtime_ns" in caplog.text
     assert not kept.exists()
 
@@ -468,8 +466,8 @@ def test_zero_patch_slides_in_case_bags(synth_slides, tiny_coords, tmp_path):
         wsi.write_coords_h5(tmp_path / "white.h5", tile_slide(synth_slides.white))
     enc = TinyEncoder()
     tiny_out, white_out = tmp_path / "f" / "tiny.h5", tmp_path / "f" / "white.h5"
-    n = features.extract_slide_features(synth_slides.tiny, tiny_coords, tiny_out, encoder=enc)
-    features.extract_slide_features(
+    n = extract.extract_slide_features(synth_slides.tiny, tiny_coords, tiny_out, encoder=enc)
+    extract.extract_slide_features(
         synth_slides.white, tmp_path / "white.h5", white_out, encoder=enc
     )
     table = [("case-a", "tiny"), ("case-a", "white"), ("case-b", "white")]
@@ -482,15 +480,15 @@ def test_zero_patch_slides_in_case_bags(synth_slides, tiny_coords, tmp_path):
 
 def test_precision_resolution(caplog):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert features._autocast_dtype("auto", cpu) is None
-    with caplog.at_level("WARNING", logger="mmsurv.features.extract"):
-        assert features._autocast_dtype("bf16", cpu) is None
+    assert device._autocast_dtype("auto", cpu) is None
+    with caplog.at_level("WARNING", logger="mmsurv.features.device"):
+        assert device._autocast_dtype("bf16", cpu) is None
     assert "CUDA only" in caplog.text
-    assert features._autocast_dtype("fp16", cuda) is torch.float16
-    assert features._autocast_dtype("bf16", cuda) is torch.bfloat16
-    assert features._autocast_dtype("fp32", cuda) is None
+    assert device._autocast_dtype("fp16", cuda) is torch.float16
+    assert device._autocast_dtype("bf16", cuda) is torch.bfloat16
+    assert device._autocast_dtype("fp32", cuda) is None
     with pytest.raises(ValueError, match="fp32"):
-        features._autocast_dtype("int8", cpu)
+        device._autocast_dtype("int8", cpu)
 
 
 def test_resize_on_device_matches_loader_resize(aperio, tmp_path):
@@ -502,7 +500,7 @@ def test_resize_on_device_matches_loader_resize(aperio, tmp_path):
     outs = {}
     for on_device in (False, True):
         out = tmp_path / f"{on_device}.h5"
-        features.extract_slide_features(
+        extract.extract_slide_features(
             slide, coords, out, encoder=enc, resize_on_device=on_device, batch_size=8
         )
         outs[on_device] = _read(out)
@@ -512,8 +510,8 @@ def test_resize_on_device_matches_loader_resize(aperio, tmp_path):
     assert not np.array_equal(a, b)  # really two code paths
     scale = np.abs(a).mean()
     assert np.abs(a - b).max() < 0.02 * scale
-    dataset = features.TileBatches(
-        [features.SlideJob(str(slide), *wsi.read_coords_h5(coords), tmp_path / "x.h5")],
+    dataset = loader.TileBatches(
+        [loader.SlideJob(str(slide), *wsi.read_coords_h5(coords), tmp_path / "x.h5")],
         batch_size=4,
         input_size=None,
     )
@@ -528,16 +526,16 @@ def test_cpu_uint8_resize_is_the_float_filter_rounded():
     rng = np.random.default_rng(3)
     tiles = torch.from_numpy(rng.integers(0, 256, (3, 256, 256, 3), dtype=np.uint8))
     scale, shift = torch.ones(3), torch.zeros(3)  # identity normalisation: compare grey levels
-    fast = features.prepare_batch(tiles, 224, scale, shift)
+    fast = device.prepare_batch(tiles, 224, scale, shift)
     ref = torch.nn.functional.interpolate(
         tiles.permute(0, 3, 1, 2).float(), size=(224, 224), mode="bilinear", antialias=True
     )
     assert fast.shape == (3, 3, 224, 224) and fast.is_contiguous(memory_format=torch.channels_last)
     diff = (fast - ref).abs()
     assert diff.max() <= 1.5 and diff.mean() < 0.5
-    assert features.input_resize_label(True, torch.device("cpu")).endswith("-uint8")
-    assert features.input_resize_label(True, torch.device("cuda")) == "torch-bilinear-antialias"
-    assert features.input_resize_label(False, torch.device("cpu")) == "cv2-area"
+    assert device.input_resize_label(True, torch.device("cpu")).endswith("-uint8")
+    assert device.input_resize_label(True, torch.device("cuda")) == "torch-bilinear-antialias"
+    assert device.input_resize_label(False, torch.device("cpu")) == "cv2-area"
 
 
 def test_prepare_batch_normalises_each_channel_like_torchvision():
@@ -546,9 +544,9 @@ def test_prepare_batch_normalises_each_channel_like_torchvision():
 
     rng = np.random.default_rng(4)
     tiles = torch.from_numpy(rng.integers(0, 256, (2, 224, 224, 3), dtype=np.uint8))
-    enc = features.create_encoder("resnet50_trunc")
-    scale, shift = features.normalisation(enc, torch.device("cpu"))
-    got = features.prepare_batch(tiles, 224, scale, shift)
+    enc = encoders.create_encoder("resnet50_trunc")
+    scale, shift = device.normalisation(enc, torch.device("cpu"))
+    got = device.prepare_batch(tiles, 224, scale, shift)
     ref = normalize(tiles.permute(0, 3, 1, 2).float() / 255, enc.mean, enc.std)
     assert got.shape == (2, 3, 224, 224) and got.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(got, ref, atol=1e-5)
@@ -557,22 +555,22 @@ def test_prepare_batch_normalises_each_channel_like_torchvision():
 
 def test_any_timm_model_by_name(tmp_path, synth_slides, tiny_coords):
     """encoder "timm:<model>": timm's architecture, the user's weights, features of its width."""
-    enc = features.create_encoder("timm:resnet18")
-    assert enc.dim == 512 and enc.weights_id == features.RANDOM_INIT
+    enc = encoders.create_encoder("timm:resnet18")
+    assert enc.dim == 512 and enc.weights_id == encoders.RANDOM_INIT
     assert enc.name == "timm:resnet18" and enc.input_size == 224
     with torch.inference_mode():
         assert enc(torch.zeros(2, 3, 224, 224)).shape == (2, 512)
     # weights saved from the same architecture load; their file hash is the weights id
     torch.save(enc.net.state_dict(), tmp_path / "r18.pth")
-    loaded = features.create_encoder("timm:resnet18", weights=tmp_path / "r18.pth")
+    loaded = encoders.create_encoder("timm:resnet18", weights=tmp_path / "r18.pth")
     assert loaded.weights_id.startswith(f"{tmp_path / 'r18.pth'} sha256:")
     out = tmp_path / "f.h5"
-    features.extract_slide_features(
+    extract.extract_slide_features(
         synth_slides.tiny, tiny_coords, out, encoder=loaded, batch_size=4
     )
     with h5py.File(out) as f:
         assert f["features"].shape[1] == 512 and f.attrs["encoder"] == "timm:resnet18"
     with pytest.raises(ValueError, match="timm has no model 'no_such_net'"):
-        features.create_encoder("timm:no_such_net")
+        encoders.create_encoder("timm:no_such_net")
     with pytest.raises(ValueError, match=r"timm:<any timm model name>"):
-        features.create_encoder("resnet51")
+        encoders.create_encoder("resnet51")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import imagecodecs
@@ -109,6 +109,70 @@ def _aperio_jpeg_level(img: np.ndarray, tile: int, quality: int) -> tuple[bytes,
     return tables.pop(), tiles
 
 
+def _check_svs_args(
+    path: Path,
+    rgb: np.ndarray,
+    mpp: float | None,
+    tile: int,
+    downsamples: Sequence[int],
+    jpeg_style: str,
+    compression: str,
+) -> list[int]:
+    """Validate write_svs' arguments; the sorted, distinct downsamples (starting with 1)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(
+            f"write_svs({path}): expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}"
+        )
+    if mpp is not None and not mpp > 0:
+        raise ValueError(f"write_svs({path}): mpp must be > 0, got {mpp}")
+    if jpeg_style not in ("tifffile", "aperio") or compression not in ("jpeg", "deflate"):
+        raise ValueError(
+            f"write_svs({path}): jpeg_style must be tifffile|aperio and compression "
+            f"jpeg|deflate, got {jpeg_style!r}, {compression!r}"
+        )
+    if tile % 16:
+        raise ValueError(f"write_svs({path}): tile must be a multiple of 16, got {tile}")
+    ds = sorted({int(d) for d in downsamples})
+    if not ds or ds[0] != 1:
+        raise ValueError(f"write_svs({path}): downsamples must start with 1, got {downsamples}")
+    return ds
+
+
+def _resolution(mpp: float | None, d: float) -> dict[str, Any]:
+    """TIFF resolution tags of a level at downsample `d`; none when the MPP is unknown."""
+    if mpp is None:
+        return {}
+    px_per_cm = 1e4 / (mpp * d)
+    return {"resolution": (px_per_cm, px_per_cm), "resolutionunit": "CENTIMETER"}
+
+
+def _write_level(
+    tif: tifffile.TiffWriter,
+    img: np.ndarray,
+    desc: str,
+    tile: int,
+    quality: int,
+    resolution: dict[str, Any],
+    common: dict[str, Any],
+    aperio: bool,
+) -> None:
+    """Write one tiled pyramid level; `aperio`: pre-encoded RGB JPEG tiles with shared tables."""
+    if aperio:
+        tables, tiles = _aperio_jpeg_level(img, tile, quality)
+        data: np.ndarray | Iterable[bytes] = iter(tiles)
+        extra = {
+            "shape": img.shape,
+            "dtype": np.uint8,
+            "jpegtables": tables,
+            "subsampling": (1, 1),
+            "compressionargs": {"outcolorspace": "RGB"},  # photometric RGB, as Aperio
+        }
+    else:
+        data, extra = img, {}
+    kwargs = {**common, **extra}
+    tif.write(data, tile=(tile, tile), description=desc, **resolution, **kwargs)
+
+
 def write_svs(
     path: str | os.PathLike[str],
     rgb: np.ndarray,
@@ -135,22 +199,7 @@ def write_svs(
     """
     path = Path(path)
     rgb = np.ascontiguousarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(
-            f"write_svs({path}): expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}"
-        )
-    if mpp is not None and not mpp > 0:
-        raise ValueError(f"write_svs({path}): mpp must be > 0, got {mpp}")
-    if jpeg_style not in ("tifffile", "aperio") or compression not in ("jpeg", "deflate"):
-        raise ValueError(
-            f"write_svs({path}): jpeg_style must be tifffile|aperio and compression "
-            f"jpeg|deflate, got {jpeg_style!r}, {compression!r}"
-        )
-    if tile % 16:
-        raise ValueError(f"write_svs({path}): tile must be a multiple of 16, got {tile}")
-    ds = sorted({int(d) for d in downsamples})
-    if not ds or ds[0] != 1:
-        raise ValueError(f"write_svs({path}): downsamples must start with 1, got {downsamples}")
+    ds = _check_svs_args(path, rgb, mpp, tile, downsamples, jpeg_style, compression)
     height, width = rgb.shape[:2]
 
     levels: list[tuple[int, np.ndarray]] = []
@@ -163,12 +212,6 @@ def write_svs(
     scale = THUMBNAIL_MAX_SIDE / max(width, height)
     thumb = _resize(rgb, max(1, round(width * scale)), max(1, round(height * scale)))
 
-    def res_kwargs(d: float) -> dict:
-        if mpp is None:
-            return {}
-        px_per_cm = 1e4 / (mpp * d)
-        return {"resolution": (px_per_cm, px_per_cm), "resolutionunit": "CENTIMETER"}
-
     if compression == "jpeg":
         common = {
             "photometric": "rgb",
@@ -179,21 +222,10 @@ def write_svs(
     else:
         common = {"photometric": "rgb", "compression": "zlib", "metadata": None}
 
+    aperio = compression == "jpeg" and jpeg_style == "aperio"
+
     def write_level(tif: tifffile.TiffWriter, img: np.ndarray, desc: str, d: float) -> None:
-        if compression == "jpeg" and jpeg_style == "aperio":
-            tables, tiles = _aperio_jpeg_level(img, tile, quality)
-            data: np.ndarray | Iterable[bytes] = iter(tiles)
-            extra = {
-                "shape": img.shape,
-                "dtype": np.uint8,
-                "jpegtables": tables,
-                "subsampling": (1, 1),
-                "compressionargs": {"outcolorspace": "RGB"},  # photometric RGB, as Aperio
-            }
-        else:
-            data, extra = img, {}
-        kwargs = {**common, **extra}
-        tif.write(data, tile=(tile, tile), description=desc, **res_kwargs(d), **kwargs)
+        _write_level(tif, img, desc, tile, quality, _resolution(mpp, d), common, aperio)
 
     kind = "JPEG/RGB" if compression == "jpeg" else "Deflate/RGB"
     with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=False) as tif:

@@ -375,44 +375,16 @@ def tile_slide(
     with open_slide(path, reader) as slide:
         mpp, mpp_source = level0_mpp(slide, path, fallback_mpp)
         level0_mag = 10.0 / mpp
-        target_mpp = 10.0 / target_magnification
-        ps0 = int(round(patch_size * target_mpp / mpp))
-        if ps0 < 1:
-            raise ValueError(f"slide {path}: patch_size_level0 < 1 (mpp={mpp})")
-        downsamples = tuple(float(d) for d in slide.level_downsamples)
-        level = _choose_read_level(downsamples, ps0 / patch_size, mag_tolerance)
-        read_level = 0 if level is None else level
-        ds = downsamples[read_level]
-        read_size = int(round(ps0 / ds))
-        tile = _level_tile_size(slide, read_level)
-        if snap_to_tiles > 0 and tile is not None and tile[0] == tile[1] and ds == round(ds):
-            snapped = _snap_read_size(patch_size * target_mpp / mpp / ds, tile[0], snap_to_tiles)
-            if snapped is not None and snapped != read_size:
-                log.info(
-                    "slide %s: read size %d -> %d px to follow the %d px tile grid",
-                    path,
-                    read_size,
-                    snapped,
-                    tile[0],
-                )
-                read_size, ps0 = snapped, int(snapped * round(ds))
-
+        ps0, read_level, read_size = _read_geometry(
+            slide, path, mpp, patch_size, target_magnification, mag_tolerance, snap_to_tiles
+        )
         seg_level = select_seg_level(slide, mpp, seg)
         thumb = _read_level_rgb(slide, seg_level)
         width, height = (int(v) for v in slide.dimensions)
     th, tw = thumb.shape[:2]
     sx, sy = width / tw, height / th
     tissue = segment_tissue(thumb, seg, scale=mpp * (sx + sy) / 2)
-
-    xs = np.arange(0, width - ps0 + 1, ps0, dtype=np.int64)
-    ys = np.arange(0, height - ps0 + 1, ps0, dtype=np.int64)
-    gy, gx = np.meshgrid(ys, xs, indexing="ij")
-    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    if grid.size and tissue.tissue_contours:
-        frac = _tile_fractions(tissue.mask, grid, ps0, sx, sy)
-        coords = grid[frac >= min_tissue_fraction]
-    else:
-        coords = np.zeros((0, 2), np.int64)
+    coords = _tissue_tiles(tissue, (width, height), ps0, (sx, sy), min_tissue_fraction)
     if len(coords) == 0:
         why = (
             f"no tissue tiles found (0 tiles; tissue covers {tissue.tissue_fraction:.1%} of the "
@@ -444,6 +416,59 @@ def tile_slide(
         thumb_downsample=(sx, sy),
         seg_level=seg_level,
     )
+
+
+def _read_geometry(
+    slide: Any,
+    path: str | os.PathLike[str],
+    mpp: float,
+    patch_size: int,
+    target_magnification: float,
+    mag_tolerance: float,
+    snap_to_tiles: float,
+) -> tuple[int, int, int]:
+    """(patch_size_level0, read_level, read_size): where and how large each patch is read."""
+    target_mpp = 10.0 / target_magnification
+    ps0 = int(round(patch_size * target_mpp / mpp))
+    if ps0 < 1:
+        raise ValueError(f"slide {path}: patch_size_level0 < 1 (mpp={mpp})")
+    downsamples = tuple(float(d) for d in slide.level_downsamples)
+    level = _choose_read_level(downsamples, ps0 / patch_size, mag_tolerance)
+    read_level = 0 if level is None else level
+    ds = downsamples[read_level]
+    read_size = int(round(ps0 / ds))
+    tile = _level_tile_size(slide, read_level)
+    if snap_to_tiles > 0 and tile is not None and tile[0] == tile[1] and ds == round(ds):
+        snapped = _snap_read_size(patch_size * target_mpp / mpp / ds, tile[0], snap_to_tiles)
+        if snapped is not None and snapped != read_size:
+            log.info(
+                "slide %s: read size %d -> %d px to follow the %d px tile grid",
+                path,
+                read_size,
+                snapped,
+                tile[0],
+            )
+            read_size, ps0 = snapped, int(snapped * round(ds))
+    return ps0, read_level, read_size
+
+
+def _tissue_tiles(
+    tissue: TissueMask,
+    size: tuple[int, int],
+    ps0: int,
+    scale: tuple[float, float],
+    min_tissue_fraction: float,
+) -> np.ndarray:
+    """Level-0 (x, y) of the grid tiles with at least `min_tissue_fraction` tissue."""
+    width, height = size
+    xs = np.arange(0, width - ps0 + 1, ps0, dtype=np.int64)
+    ys = np.arange(0, height - ps0 + 1, ps0, dtype=np.int64)
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    if grid.size and tissue.tissue_contours:
+        frac = _tile_fractions(tissue.mask, grid, ps0, *scale)
+        return grid[frac >= min_tissue_fraction]
+    return np.zeros((0, 2), np.int64)
 
 
 def _tile_fractions(
