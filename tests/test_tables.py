@@ -1,4 +1,4 @@
-"""mmsurv.evaluate.tables: per-fold c-index, mean ± std by hand, Markdown markup and notes."""
+"""mmsurv.evaluate tables: per-fold c-index, mean ± std by hand, Markdown markup and notes."""
 
 from __future__ import annotations
 
@@ -9,22 +9,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsurv.evaluate.stage import write_paper_tables
-from mmsurv.evaluate.tables import (
-    PAPER_TABLES,
+from mmsurv.evaluate.cindex_tables import (
     RANDOM_INIT,
     cindex_wide,
     derive_notes,
     fold_cindex,
-    metrics_markdown,
-    paper_table,
     provenance_rst,
-    read_published,
     summarize_cindex,
-    tex_escape,
     write_cindex_tables,
+)
+from mmsurv.evaluate.metrics_table import metrics_markdown
+from mmsurv.evaluate.paper_tables import (
+    PAPER_TABLES,
+    paper_table,
+    read_published,
+    tex_escape,
     write_paper_table,
 )
+from mmsurv.evaluate.stage import write_paper_tables
 
 # Four cases per fold, all deaths at months 1..4; the c-index of each risk order by hand:
 # all 6 pairs comparable; a pair is concordant when the earlier death has the higher risk.

@@ -150,7 +150,7 @@ def test_demo_runs_end_to_end_with_report(tmp_path: Path) -> None:
     assert (table["n_folds"] == config["splits"]["n_folds"]).all()
     t1 = (results / "tables" / "table1_comparison.md").read_text()
     t2 = (results / "tables" / "table2_ablation.md").read_text()
-    from mmsurv.evaluate.tables import DISPLAY_NAMES
+    from mmsurv.evaluate.paper_tables import DISPLAY_NAMES
 
     ablations = {"ours_wo_simme", "ours_wo_bdca", "ours_wo_ot"}
     for model in models:

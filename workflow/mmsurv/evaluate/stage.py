@@ -11,7 +11,17 @@ from typing import Any
 
 import pandas as pd
 
-from mmsurv.io import json_default, write_text_atomic
+from mmsurv.evaluate.cindex_tables import (
+    derive_notes,
+    fold_cindex,
+    provenance_rst,
+    write_cindex_tables,
+)
+from mmsurv.evaluate.metrics import evaluate_predictions
+from mmsurv.evaluate.metrics_table import metrics_markdown
+from mmsurv.evaluate.paper_tables import PAPER_TABLES, read_published, write_paper_table
+from mmsurv.evaluate.stats import km_groups
+from mmsurv.io import atomic_path, json_default, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +62,6 @@ def write_cindex_outputs(
     ``out_prov``: where to write the reStructuredText provenance line the report caption
     includes (encoder weights, selection policy and folds as read from the predictions).
     """
-    from mmsurv.evaluate.tables import fold_cindex, provenance_rst, write_cindex_tables
-    from mmsurv.io import atomic_path
-
     preds = read_predictions(prediction_files)
     per_fold = fold_cindex(preds)
     with atomic_path(folds_tsv) as tmp:
@@ -108,17 +115,10 @@ def write_paper_tables(
     """Table 1 and Table 2 of the paper (CSV, Markdown, LaTeX) from the per-fold c-index TSV.
 
     ``outputs[key]`` maps "csv", "md" and "tex" to paths for each key of
-    :data:`tables.PAPER_TABLES` to write. ``published[key]`` is the CSV with the paper's
+    :data:`paper_tables.PAPER_TABLES` to write. ``published[key]`` is the CSV with the paper's
     numbers for that table; with ``published_map`` (our cohort -> published column) the tables
     gain paper and delta columns.
     """
-    from mmsurv.evaluate.tables import (
-        PAPER_TABLES,
-        provenance_rst,
-        read_published,
-        write_paper_table,
-    )
-
     per_fold = pd.read_csv(
         folds_tsv,
         sep="\t",
@@ -176,10 +176,6 @@ def write_metrics_outputs(
     Bin edges come from each fold's meta.json; see :func:`metrics.evaluate_predictions`
     for the definitions. Per-fold values go to ``folds_tsv``. Returns the summary.
     """
-    from mmsurv.evaluate.metrics import evaluate_predictions
-    from mmsurv.evaluate.tables import derive_notes, metrics_markdown, provenance_rst
-    from mmsurv.io import atomic_path
-
     preds = read_predictions(prediction_files)
     per_fold, summary = evaluate_predictions(
         preds,
@@ -261,9 +257,9 @@ def km_figure_from_predictions(
 
     ``out_prov``: optional reStructuredText provenance line for the report caption.
     """
+    # Imported here, not at module level: plots loads matplotlib (about a second, and it sets
+    # the Agg backend), which the table rules importing mmsurv.evaluate do not need.
     from mmsurv.evaluate.plots import plot_km
-    from mmsurv.evaluate.stats import km_groups
-    from mmsurv.evaluate.tables import provenance_rst
 
     preds = read_predictions(prediction_files)
     if out_prov is not None:

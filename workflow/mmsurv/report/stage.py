@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from mmsurv.io import write_text_atomic
+from mmsurv.model_catalog import model_inputs
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,6 @@ def write_run_summary(
     With ``metrics_csv`` (the metrics table's CSV) the pooled c-index and its bootstrap CI,
     the td-AUCs and the IBS are listed too.
     """
-    from mmsurv.model_catalog import model_inputs
-
     if any("path" in model_inputs(m) for m in config["training"]["models"]):
         weights = config["features"].get("weights") or "random-init"
         encoder = f"{config['features']['encoder']}, weights: **{weights}**"

@@ -1,0 +1,328 @@
+"""Per-fold c-index and its mean ± std table, plus the provenance notes every output states."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from mmsurv.evaluate.stats import concordance_index
+from mmsurv.io import write_text_atomic
+
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "cindex_wide",
+    "derive_notes",
+    "fold_cindex",
+    "provenance_rst",
+    "summarize_cindex",
+    "write_cindex_tables",
+]
+
+PREDICTION_COLUMNS = (
+    "case_id",
+    "fold",
+    "risk",
+    "survival_months",
+    "event",
+    "model",
+    "cohort",
+    "model_selection",
+    "encoder_weights",
+)
+RANDOM_INIT = "random-init"
+MISSING_CELL = "—"
+
+
+def _require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise a ValueError naming the columns of ``what`` that ``df`` lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
+
+
+def _join_unique(values: pd.Series) -> str:
+    """Distinct non-missing values as text ('a' or 'a; b'); '' when all are missing."""
+    uniq = sorted({str(v) for v in values.dropna()})
+    return "; ".join(uniq)
+
+
+def fold_cindex(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per-fold c-index (sksurv, higher risk = worse) for each cohort × model × fold.
+
+    Returns columns cohort, model, fold, cindex, n, n_events, plus the provenance columns
+    model_selection and encoder_weights (distinct values in the group, '; '-joined) so that
+    tables written from it can state them.
+    """
+    _require_columns(predictions, PREDICTION_COLUMNS, "predictions")
+    dup = predictions.duplicated(["cohort", "model", "case_id"], keep=False)
+    if dup.any():
+        first = predictions.loc[dup, ["cohort", "model", "case_id"]].iloc[0].tolist()
+        raise ValueError(
+            f"predictions hold {int(dup.sum())} rows for repeated (cohort, model, case_id), "
+            f"e.g. {first}; each case must be scored once, by the fold that held it out"
+        )
+    rows = []
+    for (cohort, model, fold), g in predictions.groupby(["cohort", "model", "fold"], sort=True):
+        try:
+            cidx = concordance_index(
+                g["survival_months"].to_numpy(), g["event"].to_numpy(), g["risk"].to_numpy()
+            )
+        except ValueError as err:
+            raise type(err)(f"cohort={cohort} model={model} fold={fold}: {err}") from err
+        rows.append(
+            {
+                "cohort": cohort,
+                "model": model,
+                "fold": int(fold),
+                "cindex": cidx,
+                "n": len(g),
+                "n_events": int(g["event"].astype(bool).sum()),
+                "model_selection": _join_unique(g["model_selection"]),
+                "encoder_weights": _join_unique(g["encoder_weights"]),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "cohort",
+            "model",
+            "fold",
+            "cindex",
+            "n",
+            "n_events",
+            "model_selection",
+            "encoder_weights",
+        ],
+    )
+
+
+def _ordered(present: Sequence[str], order: Sequence[str] | None, what: str) -> list[str]:
+    """The rows/columns to show: ``order`` (all must be present) or the sorted present values."""
+    if order is None:
+        return sorted(present)
+    order = list(order)
+    dup = sorted({x for x in order if order.count(x) > 1})
+    if dup:
+        raise ValueError(f"{what}_order repeats {dup}")
+    absent = [x for x in order if x not in set(present)]
+    if absent:
+        raise ValueError(
+            f"{what}_order names {absent} but the per-fold table has no c-index for them; "
+            f"available: {sorted(present)}"
+        )
+    return order
+
+
+def summarize_cindex(
+    per_fold: pd.DataFrame,
+    *,
+    ddof: int = 1,
+    model_order: Sequence[str] | None = None,
+    cohort_order: Sequence[str] | None = None,
+    decimals: int = 3,
+) -> pd.DataFrame:
+    """Mean ± std of the per-fold c-index per model × cohort, long form in display order.
+
+    Columns: cohort, model, mean, std (``ddof``; 1 = sample std over folds), n_folds, ddof and
+    ``cell`` ("0.731 ± 0.034"). Models outside ``model_order`` are left out (the caller picks
+    the rows, e.g. Table 1 vs Table 2); named models or cohorts without results raise.
+    """
+    _require_columns(per_fold, ["cohort", "model", "fold", "cindex"], "per_fold")
+    models = _ordered(per_fold["model"].unique().tolist(), model_order, "model")
+    cohorts = _ordered(per_fold["cohort"].unique().tolist(), cohort_order, "cohort")
+    sub = per_fold[per_fold["model"].isin(models) & per_fold["cohort"].isin(cohorts)]
+    agg = (
+        sub.groupby(["cohort", "model"])["cindex"]
+        .agg(mean="mean", std=lambda s: s.std(ddof=ddof), n_folds="count")
+        .reset_index()
+    )
+    agg["ddof"] = ddof
+    agg["cohort"] = pd.Categorical(agg["cohort"], categories=cohorts, ordered=True)
+    agg["model"] = pd.Categorical(agg["model"], categories=models, ordered=True)
+    agg = agg.sort_values(["cohort", "model"]).reset_index(drop=True)
+    agg["cohort"] = agg["cohort"].astype(str)
+    agg["model"] = agg["model"].astype(str)
+    agg["cell"] = [_cell(m, s, decimals) for m, s in zip(agg["mean"], agg["std"], strict=True)]
+    return agg[["cohort", "model", "mean", "std", "n_folds", "ddof", "cell"]]
+
+
+def _cell(mean: float, std: float, decimals: int) -> str:
+    """'0.731 ± 0.034'; the std reads 'n/a' when undefined (a single fold with ddof=1)."""
+    sd = "n/a" if not np.isfinite(std) else f"{std:.{decimals}f}"
+    return f"{mean:.{decimals}f} ± {sd}"
+
+
+def cindex_wide(
+    summary: pd.DataFrame,
+    *,
+    model_order: Sequence[str] | None = None,
+    cohort_order: Sequence[str] | None = None,
+    markup: bool = False,
+    decimals: int = 3,
+) -> pd.DataFrame:
+    """Paper layout of :func:`summarize_cindex`: rows models, columns cohorts, "mean ± std" cells.
+
+    With ``markup`` the best mean per column is **bold** and the second <u>underlined</u>,
+    ranked on the means as displayed (rounded to ``decimals``), so equal-looking cells share a
+    rank. A model without results for a cohort shows "—".
+    """
+    models = list(model_order) if model_order is not None else list(dict.fromkeys(summary["model"]))
+    cohorts = (
+        list(cohort_order) if cohort_order is not None else list(dict.fromkeys(summary["cohort"]))
+    )
+    wide = pd.DataFrame(MISSING_CELL, index=pd.Index(models, name="model"), columns=cohorts)
+    for cohort in cohorts:
+        col = summary[summary["cohort"] == cohort].set_index("model")
+        col = col[col.index.isin(models)]
+        ranks = display_ranks(col["mean"], decimals)
+        for model, row in col.iterrows():
+            text = row["cell"]
+            if markup:
+                text = _MD_MARK[ranks[model]].format(text)
+            wide.loc[model, cohort] = text
+    return wide
+
+
+_MD_MARK = {1: "**{}**", 2: "<u>{}</u>", 0: "{}"}
+
+
+def display_ranks(means: pd.Series, decimals: int = 3) -> pd.Series:
+    """1 for the best mean as displayed (rounded to ``decimals``), 2 for the second, else 0.
+
+    Equal-looking means share a rank; NaN means get 0.
+    """
+    shown = means.round(decimals)
+    distinct = sorted(shown.dropna().unique(), reverse=True)
+    best = {v: i + 1 for i, v in enumerate(distinct[:2])}
+    return shown.map(lambda v: best.get(v, 0)).astype(int)
+
+
+def derive_notes(
+    per_fold: pd.DataFrame,
+    notes: Sequence[str] = (),
+    *,
+    ddof: int = 1,
+    predictions: pd.DataFrame | None = None,
+) -> list[str]:
+    """The caller's notes plus what the data imply and the caller left out.
+
+    Adds a random-init encoder note whenever any model's predictions came from a
+    ``random-init`` encoder (results then say nothing about the paper's ResNet50 features),
+    the model-selection policy when no note names it, and the std definition when none does.
+    Provenance is read from ``per_fold``'s encoder_weights/model_selection columns and, when
+    given, from ``predictions``.
+    """
+    out = list(notes)
+    text = " ".join(out).lower()
+    sources = [df for df in (per_fold, predictions) if df is not None]
+    prov = pd.concat(
+        [df.reindex(columns=["model", "encoder_weights", "model_selection"]) for df in sources],
+        ignore_index=True,
+    )
+    weights = prov[["model", "encoder_weights"]].dropna()
+    rand = weights[weights["encoder_weights"].astype(str).str.contains(RANDOM_INIT, regex=False)]
+    if len(rand) and RANDOM_INIT not in text:
+        models = ", ".join(sorted(rand["model"].astype(str).unique()))
+        out.append(
+            f"encoder weights: {RANDOM_INIT} for {models} (patch features from an untrained "
+            "encoder; not comparable to the paper's ImageNet ResNet50)"
+        )
+    if "model selection" not in text:
+        policies = sorted({str(p) for p in prov["model_selection"].dropna() if str(p)})
+        if policies:
+            out.append(f"model selection: {', '.join(policies)}")
+    if "std" not in text:
+        n_folds = per_fold.groupby(["cohort", "model"])["fold"].nunique()
+        folds = sorted(n_folds.unique())
+        nf = "/".join(map(str, folds))
+        kind = "sample std" if ddof == 1 else "std"
+        out.append(f"std: {kind} over {nf} folds (ddof={ddof})")
+    return out
+
+
+def provenance_rst(frame: pd.DataFrame) -> str:
+    """reStructuredText line stating encoder weights, selection policy and folds of the data.
+
+    ``frame`` has columns model, fold, encoder_weights and model_selection (predictions or the
+    per-fold c-index table); report captions include the file this is written to.
+    """
+    _require_columns(frame, ["model", "fold", "encoder_weights", "model_selection"], "provenance")
+    parts = []
+    by_weights = frame.groupby(frame["encoder_weights"].astype(str))["model"]
+    for weights, models in sorted(by_weights):
+        names = ", ".join(sorted(set(models.astype(str))))
+        what = {
+            "none": "no pathology encoder",
+            RANDOM_INIT: "untrained encoder, not the paper's ImageNet ResNet50",
+        }.get(weights, "pretrained")
+        parts.append(f"``{weights}`` ({what}) for {names}")
+    policies = ", ".join(f"``{p}``" for p in sorted(set(frame["model_selection"].astype(str))))
+    group = ["cohort", "model"] if "cohort" in frame.columns else ["model"]
+    n_folds = sorted(set(frame.groupby(group)["fold"].nunique()))
+    folds = "/".join(map(str, n_folds))
+    return (
+        f"*Read from the predictions:* encoder weights {'; '.join(parts)}; "
+        f"model selection {policies}; {folds} cross-validation folds per model and cohort.\n"
+    )
+
+
+def _markdown(wide: pd.DataFrame, notes: Sequence[str]) -> str:
+    """Render the wide table as a GitHub-flavoured Markdown table followed by note lines."""
+    header = ["Model", *map(str, wide.columns)]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + [":---:"] * len(wide.columns)) + "|",
+    ]
+    for model, row in wide.iterrows():
+        lines.append("| " + " | ".join([str(model), *map(str, row.tolist())]) + " |")
+    if notes:
+        lines.append("")
+        lines.extend(f"- {n}" for n in notes)
+    return "\n".join(lines) + "\n"
+
+
+def write_cindex_tables(
+    per_fold: pd.DataFrame,
+    out_csv: str | os.PathLike[str],
+    out_md: str | os.PathLike[str],
+    *,
+    model_order: Sequence[str],
+    cohort_order: Sequence[str],
+    notes: Sequence[str] = (),
+    ddof: int = 1,
+    decimals: int = 3,
+    predictions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Write the long-form CSV and the paper-layout Markdown (best bold, second underlined).
+
+    CSV columns: cohort, model, mean, std, n_folds, ddof. The Markdown ends with ``notes`` plus
+    the notes :func:`derive_notes` adds from the data (random-init encoders are always stated),
+    read from ``per_fold``'s provenance columns and, when given, from ``predictions``.
+    Returns the long-form summary. Both files are written atomically.
+    """
+    summary = summarize_cindex(
+        per_fold, ddof=ddof, model_order=model_order, cohort_order=cohort_order, decimals=decimals
+    )
+    shown = per_fold[per_fold["model"].isin(model_order) & per_fold["cohort"].isin(cohort_order)]
+    if predictions is not None:
+        _require_columns(predictions, ["model", "cohort", "encoder_weights"], "predictions")
+        predictions = predictions[
+            predictions["model"].isin(model_order) & predictions["cohort"].isin(cohort_order)
+        ]
+    all_notes = derive_notes(shown, notes, ddof=ddof, predictions=predictions)
+    wide = cindex_wide(
+        summary,
+        model_order=model_order,
+        cohort_order=cohort_order,
+        markup=True,
+        decimals=decimals,
+    )
+    csv_text = summary[["cohort", "model", "mean", "std", "n_folds", "ddof"]].to_csv(
+        index=False, float_format="%.6f"
+    )
+    write_text_atomic(out_csv, csv_text)
+    write_text_atomic(out_md, _markdown(wide, all_notes))
+    return summary

@@ -1,0 +1,417 @@
+"""The paper's Table 1 (comparison) and Table 2 (ablation), with published numbers if given."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mmsurv.evaluate.cindex_tables import (
+    _MD_MARK,
+    MISSING_CELL,
+    _cell,
+    _require_columns,
+    derive_notes,
+    display_ranks,
+    summarize_cindex,
+)
+from mmsurv.io import write_text_atomic
+from mmsurv.model_catalog import model_inputs
+
+__all__ = [
+    "DISPLAY_NAMES",
+    "PAPER_TABLES",
+    "PaperTable",
+    "paper_table",
+    "read_published",
+    "render_latex",
+    "render_markdown",
+    "write_paper_table",
+]
+
+DISPLAY_NAMES: dict[str, str] = {
+    "snn": "SNN",
+    "snn_trans": "SNNTrans",
+    "attn_mil": "AttnMIL",
+    "clam_sb": "CLAM",
+    "transmil": "TransMIL",
+    "porpoise": "Porpoise",
+    "hfbsurv": "HFBSurv",
+    "mcat": "MCAT",
+    "dualtrans": "DualTrans",
+    "ours": "Ours",
+    "ours_wo_simme": "w/o SimMe",
+    "ours_wo_bdca": "w/o BDCA",
+    "ours_wo_ot": "w/o OT",
+}
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """Layout of one of the paper's c-index tables: which models, in which order, how shown."""
+
+    key: str
+    title: str
+    models: tuple[str, ...]
+    modality_columns: bool
+    display: Mapping[str, str] = field(default_factory=dict)
+
+    def name(self, model: str) -> str:
+        """Display name of ``model`` in this table (the paper's spelling)."""
+        return self.display.get(model, DISPLAY_NAMES.get(model, model))
+
+
+PAPER_TABLES: dict[str, PaperTable] = {
+    "table1": PaperTable(
+        key="table1",
+        title="Table 1: c-index of the comparison methods",
+        models=(
+            "snn",
+            "snn_trans",
+            "attn_mil",
+            "clam_sb",
+            "transmil",
+            "porpoise",
+            "hfbsurv",
+            "mcat",
+            "dualtrans",
+            "ours",
+        ),
+        modality_columns=True,
+    ),
+    "table2": PaperTable(
+        key="table2",
+        title="Table 2: c-index of the ablations",
+        models=("ours_wo_simme", "ours_wo_bdca", "ours_wo_ot", "ours"),
+        modality_columns=False,
+        display={"ours": "Ours (All components)"},
+    ),
+}
+PUBLISHED_COLUMNS = ("model", "cohort", "mean", "std")
+LONG_COLUMNS = [
+    "table",
+    "model",
+    "display_name",
+    "P",
+    "G",
+    "cohort",
+    "mean",
+    "std",
+    "n_folds",
+    "ddof",
+    "rank",
+    "published_column",
+    "paper_mean",
+    "paper_std",
+    "delta",
+]
+
+
+def read_published(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Published c-index numbers (columns model, cohort, mean, std; model = our model id)."""
+    table = pd.read_csv(path, comment="#", dtype={"model": str, "cohort": str})
+    _require_columns(table, PUBLISHED_COLUMNS, f"published table {path}")
+    for col in ("mean", "std"):
+        if not pd.api.types.is_numeric_dtype(table[col]):
+            raise ValueError(f"published table {path}: column {col} must be numeric")
+    dup = table.duplicated(["model", "cohort"])
+    if dup.any():
+        raise ValueError(
+            f"published table {path} repeats (model, cohort) "
+            f"{table.loc[dup, ['model', 'cohort']].iloc[0].tolist()}"
+        )
+    return table
+
+
+def paper_table(
+    per_fold: pd.DataFrame,
+    spec: PaperTable,
+    *,
+    configured_models: Sequence[str],
+    cohort_order: Sequence[str],
+    published: pd.DataFrame | None = None,
+    published_map: Mapping[str, str] | None = None,
+    ddof: int = 1,
+    decimals: int = 3,
+) -> pd.DataFrame:
+    """Long form of one paper table: the spec's configured models × cohorts, in paper order.
+
+    Columns LONG_COLUMNS: P/G mark the modalities a model uses, ``rank`` is 1 (best) / 2
+    (second) / 0 on the displayed means of our models per cohort. With ``published`` and
+    ``published_map`` (our cohort -> published column, e.g. TCGA-BLCA -> BLCA) the paper's
+    mean/std and delta = ours - paper are filled where the paper has the model and cohort.
+    """
+    models = [m for m in spec.models if m in set(configured_models)]
+    if published_map:
+        unknown = sorted(set(published_map) - set(cohort_order))
+        if unknown:
+            raise ValueError(
+                f"published cohort mapping names {unknown}, which are not configured cohorts "
+                f"{list(cohort_order)}"
+            )
+    if not models:
+        return pd.DataFrame(columns=LONG_COLUMNS)
+    summary = summarize_cindex(
+        per_fold, ddof=ddof, model_order=models, cohort_order=cohort_order, decimals=decimals
+    )
+    summary["rank"] = 0
+    for cohort in cohort_order:
+        sel = summary["cohort"] == cohort
+        summary.loc[sel, "rank"] = display_ranks(summary.loc[sel, "mean"], decimals).to_numpy()
+    summary["table"] = spec.key
+    summary["display_name"] = summary["model"].map(spec.name)
+    summary["P"] = summary["model"].map(lambda m: "path" in model_inputs(m))
+    summary["G"] = summary["model"].map(lambda m: "omic" in model_inputs(m))
+    pmap = dict(published_map or {}) if published is not None else {}
+    summary["published_column"] = summary["cohort"].map(lambda c: pmap.get(c, ""))
+    if published is not None and pmap:
+        pub = published.rename(
+            columns={"cohort": "published_column", "mean": "paper_mean", "std": "paper_std"}
+        )[["model", "published_column", "paper_mean", "paper_std"]]
+        summary = summary.merge(pub, on=["model", "published_column"], how="left")
+    else:
+        summary["paper_mean"] = np.nan
+        summary["paper_std"] = np.nan
+    summary["delta"] = summary["mean"] - summary["paper_mean"]
+    return summary[LONG_COLUMNS].reset_index(drop=True)
+
+
+def _has_published(long: pd.DataFrame) -> bool:
+    """Whether any cohort of the table is mapped to a published column."""
+    return bool((long["published_column"].astype(str) != "").any())
+
+
+def _fmt_delta(x: float, decimals: int) -> str:
+    """Signed difference: '+0.012', '−0.045' (true minus sign), or the missing-cell mark."""
+    if not np.isfinite(x):
+        return MISSING_CELL
+    text = f"{abs(x):.{decimals}f}"
+    return ("−" if x < 0 and float(text) != 0 else "+") + text
+
+
+def _pm(mean: float, std: float, decimals: int) -> str:
+    """'0.731 ± 0.034' or the missing-cell mark when the mean is missing."""
+    if not np.isfinite(mean):
+        return MISSING_CELL
+    return _cell(mean, std, decimals)
+
+
+def _grid(
+    long: pd.DataFrame, spec: PaperTable, cohorts: Sequence[str], decimals: int
+) -> tuple[list[str], list[list[tuple[str, int]]]]:
+    """Model display names and, per row, (text, rank) cells in column order, renderer-neutral."""
+    pub = _has_published(long)
+    models = list(dict.fromkeys(long["model"]))
+    names, rows = [], []
+    for model in models:
+        m = long[long["model"] == model].set_index("cohort")
+        names.append(spec.name(model))
+        cells: list[tuple[str, int]] = []
+        if spec.modality_columns:
+            cells += [("✓" if bool(m["P"].iloc[0]) else "", 0)]
+            cells += [("✓" if bool(m["G"].iloc[0]) else "", 0)]
+        for cohort in cohorts:
+            if cohort not in m.index:
+                cells.append((MISSING_CELL, 0))
+                if pub:
+                    cells += [(MISSING_CELL, 0), (MISSING_CELL, 0)]
+                continue
+            r = m.loc[cohort]
+            cells.append((_pm(r["mean"], r["std"], decimals), int(r["rank"])))
+            if pub:
+                cells.append((_pm(r["paper_mean"], r["paper_std"], decimals), 0))
+                cells.append((_fmt_delta(r["delta"], decimals), 0))
+        rows.append(cells)
+    return names, rows
+
+
+def render_markdown(
+    long: pd.DataFrame,
+    spec: PaperTable,
+    *,
+    cohort_order: Sequence[str],
+    notes: Sequence[str] = (),
+    decimals: int = 3,
+) -> str:
+    """GitHub Markdown of a paper table: best **bold**, second <u>underlined</u>, notes below."""
+    pub = _has_published(long)
+    header = ["Method"] + (["P", "G"] if spec.modality_columns else [])
+    for cohort in cohort_order:
+        header += [cohort] + ([f"{cohort} paper", f"{cohort} Δ"] if pub else [])
+    lines = [f"**{spec.title}**", ""]
+    if long.empty:
+        lines.append(
+            f"No model of this table is configured (training.models); it lists "
+            f"{', '.join(spec.models)}."
+        )
+    else:
+        n_mod = 2 if spec.modality_columns else 0
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join([":---"] + [":---:"] * (len(header) - 1)) + "|")
+        names, rows = _grid(long, spec, cohort_order, decimals)
+        for name, cells in zip(names, rows, strict=True):
+            texts = [
+                _MD_MARK[rank].format(text) if i >= n_mod else text
+                for i, (text, rank) in enumerate(cells)
+            ]
+            lines.append("| " + " | ".join([name, *texts]) + " |")
+    if notes:
+        lines.append("")
+        lines.extend(f"- {n}" for n in notes)
+    return "\n".join(lines) + "\n"
+
+
+_TEX_ESCAPE = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "−": "$-$",
+    "–": "--",
+    "—": "---",
+    "✓": r"$\checkmark$",
+    "≤": r"$\leq$",
+    "≥": r"$\geq$",
+    "×": r"$\times$",
+}
+
+
+def tex_escape(text: str) -> str:
+    """Escape LaTeX specials and map the few non-ASCII symbols the tables use to math."""
+    return "".join(_TEX_ESCAPE.get(ch, ch) for ch in str(text))
+
+
+_TEX_MARK = {1: r"\textbf{{{}}}", 2: r"\underline{{{}}}", 0: "{}"}
+
+
+def render_latex(
+    long: pd.DataFrame,
+    spec: PaperTable,
+    *,
+    cohort_order: Sequence[str],
+    notes: Sequence[str] = (),
+    decimals: int = 3,
+    label: str | None = None,
+) -> str:
+    """A booktabs ``table`` of a paper table: best \\textbf, second \\underline, notes below.
+
+    Needs ``\\usepackage{booktabs}`` and ``\\usepackage{amssymb}`` (for \\checkmark).
+    """
+    pub = _has_published(long)
+    n_mod = 2 if spec.modality_columns else 0
+    per = 3 if pub else 1
+    n_cols = 1 + n_mod + per * len(cohort_order)
+    out = [
+        f"% {spec.title} -- written by mmsurv; needs \\usepackage{{booktabs}} and "
+        "\\usepackage{amssymb}",
+        r"\begin{table}[htbp]",
+        r"  \centering",
+        f"  \\caption{{{tex_escape(spec.title)}}}",
+        f"  \\label{{{label or 'tab:' + spec.key}}}",
+    ]
+    if long.empty:
+        out.append(
+            f"  % no model of this table is configured (training.models): {', '.join(spec.models)}"
+        )
+    else:
+        out.append(f"  \\begin{{tabular}}{{l{'c' * (n_cols - 1)}}}")
+        out.append(r"    \toprule")
+        lead = ["Method"] + (["P", "G"] if spec.modality_columns else [])
+        first = 2 + n_mod  # first column of the cohorts (1-based)
+        if pub:
+            top = lead + [f"\\multicolumn{{3}}{{c}}{{{tex_escape(c)}}}" for c in cohort_order]
+            rules = [
+                f"\\cmidrule(lr){{{first + 3 * i}-{first + 3 * i + 2}}}"
+                for i in range(len(cohort_order))
+            ]
+            sub = [""] * len(lead) + [r"ours & paper & $\Delta$"] * len(cohort_order)
+        else:
+            top = lead + [f"\\multicolumn{{{len(cohort_order)}}}{{c}}{{c-index}}"]
+            rules = [f"\\cmidrule(lr){{{first}-{first + len(cohort_order) - 1}}}"]
+            sub = [""] * len(lead) + [tex_escape(c) for c in cohort_order]
+        out.append("    " + " & ".join(top) + r" \\")
+        out.append("    " + " ".join(rules))
+        out.append("    " + " & ".join(sub) + r" \\")
+        out.append(r"    \midrule")
+        names, rows = _grid(long, spec, cohort_order, decimals)
+        for name, cells in zip(names, rows, strict=True):
+            texts = [
+                _TEX_MARK[rank].format(tex_escape(text)) if i >= n_mod else tex_escape(text)
+                for i, (text, rank) in enumerate(cells)
+            ]
+            out.append("    " + " & ".join([tex_escape(name), *texts]) + r" \\")
+        out.append(r"    \bottomrule")
+        out.append(r"  \end{tabular}")
+    if notes:
+        out.append(r"  \par\smallskip\footnotesize")
+        out.extend(f"  {tex_escape(n)}\\par" for n in notes)
+    out.append(r"\end{table}")
+    return "\n".join(out) + "\n"
+
+
+def write_paper_table(
+    per_fold: pd.DataFrame,
+    spec: PaperTable,
+    *,
+    out_csv: str | os.PathLike[str],
+    out_md: str | os.PathLike[str],
+    out_tex: str | os.PathLike[str],
+    configured_models: Sequence[str],
+    cohort_order: Sequence[str],
+    published: pd.DataFrame | None = None,
+    published_map: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
+    ddof: int = 1,
+    decimals: int = 3,
+) -> pd.DataFrame:
+    """Write one paper table as long-form CSV, Markdown and LaTeX (atomically); return it.
+
+    Notes: ``notes`` plus :func:`derive_notes` (random-init encoders, selection policy, std
+    definition) and, with published numbers, where they come from and what delta means.
+    """
+    long = paper_table(
+        per_fold,
+        spec,
+        configured_models=configured_models,
+        cohort_order=cohort_order,
+        published=published,
+        published_map=published_map,
+        ddof=ddof,
+        decimals=decimals,
+    )
+    shown = per_fold[per_fold["model"].isin(long["model"]) & per_fold["cohort"].isin(cohort_order)]
+    all_notes = derive_notes(shown, notes, ddof=ddof) if not long.empty else list(notes)
+    all_notes.append(
+        "bold: best mean per cohort; underlined: second best (ranked on the rounded means "
+        "shown, our runs only)"
+    )
+    if _has_published(long):
+        mapped = sorted(
+            {(c, p) for c, p in zip(long["cohort"], long["published_column"], strict=True) if p}
+        )
+        all_notes.append(
+            "paper: Zhang et al. 2025, J. East China Univ. Sci. Tech. 51(4), "
+            f"{spec.title.split(':')[0]} (resources/published/); columns "
+            + ", ".join(f"{c} → {p}" for c, p in mapped)
+            + "; Δ = our mean − paper mean"
+        )
+        unmapped = [c for c in cohort_order if c not in dict(mapped)]
+        if unmapped:
+            all_notes.append(f"no published column mapped for {', '.join(unmapped)}")
+    csv_text = long.to_csv(index=False, float_format="%.6f")
+    write_text_atomic(out_csv, csv_text)
+    kw = {"cohort_order": cohort_order, "notes": all_notes, "decimals": decimals}
+    write_text_atomic(out_md, render_markdown(long, spec, **kw))
+    write_text_atomic(out_tex, render_latex(long, spec, **kw))
+    return long
