@@ -1,4 +1,4 @@
-"""mmsurv.acquire.byo: MCAT-style tables, signatures and splits made here, read back by us."""
+"""mmsurv.acquire.byo and .mcat: MCAT-style tables, signatures and splits made here, read back."""
 
 from __future__ import annotations
 
@@ -10,15 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsurv.acquire.byo import (
+from mmsurv.acquire.byo import convert_mcat, find_slides, write_slide_sheet
+from mmsurv.acquire.mcat import (
     BYOError,
-    convert_mcat,
-    find_slides,
     mcat_split_paths,
     read_mcat_splits,
     read_mcat_table,
     slide_stem,
-    write_slide_sheet,
 )
 
 COHORT = "TCGA-BLCA"

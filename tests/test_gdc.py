@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from snakemake.utils import validate
 
-from mmsurv.acquire import gdc
+from mmsurv.acquire import gdc, gdc_api, gdc_omics, gdc_slides, transfer
 from mmsurv.io import read_slide_sheet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -240,7 +240,7 @@ def serve_file(fake: FakeGDC, n_bytes: int = 100_003, seed: int = 0) -> tuple[st
 def fetch(fake: FakeGDC, fid: str, dest: Path, **kwargs: Any) -> Path:
     """download_file with the test server's URL and fast retries."""
     opts = {**FAST, "chunk_size": 4096, "label": f"slide S-{fid[-4:]} (GDC file {fid})", **kwargs}
-    return gdc.download_file(f"{fake.url}/data/{fid}", dest, **opts)
+    return transfer.download_file(f"{fake.url}/data/{fid}", dest, **opts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def fetch(fake: FakeGDC, fid: str, dest: Path, **kwargs: Any) -> Path:
 
 def test_manifest_pages_through_the_listing_with_the_slide_filters(fake: FakeGDC) -> None:
     fake.hits = [make_hit(i) for i in range(5)]
-    manifest = gdc.query_slide_manifest(
+    manifest = gdc_slides.query_slide_manifest(
         ["TCGA-BLCA"], files_endpoint=f"{fake.url}/files", page_size=2, **FAST
     )
     posts = [s for s in fake.seen if s.method == "POST"]
@@ -270,7 +270,7 @@ def test_manifest_pages_through_the_listing_with_the_slide_filters(fake: FakeGDC
     fields = posts[0].body["fields"].split(",")
     for f in ["file_id", "file_name", "file_size", "md5sum", "cases.submitter_id"]:
         assert f in fields
-    assert list(manifest.columns) == gdc.MANIFEST_COLUMNS
+    assert list(manifest.columns) == gdc_slides.MANIFEST_COLUMNS
     assert len(manifest) == 5
     first = manifest.iloc[0]
     hit = make_hit(0)
@@ -287,7 +287,7 @@ def test_manifest_pages_through_the_listing_with_the_slide_filters(fake: FakeGDC
 def test_manifest_retries_a_failed_page(fake: FakeGDC) -> None:
     fake.hits = [make_hit(i) for i in range(3)]
     fake.files_plan = ["500", "ok", "503"]
-    manifest = gdc.query_slide_manifest(
+    manifest = gdc_slides.query_slide_manifest(
         ["TCGA-BLCA"], cohort="BLCA", files_endpoint=f"{fake.url}/files", page_size=2, **FAST
     )
     assert len(manifest) == 3 and set(manifest["cohort"]) == {"BLCA"}
@@ -305,16 +305,16 @@ def test_manifest_retries_a_failed_page(fake: FakeGDC) -> None:
 )
 def test_manifest_rejects_unusable_answers(fake: FakeGDC, hits: list[dict], match: str) -> None:
     fake.hits = hits
-    with pytest.raises(gdc.ManifestError, match=match):
-        gdc.query_slide_manifest(
+    with pytest.raises(gdc_api.ManifestError, match=match):
+        gdc_slides.query_slide_manifest(
             ["TCGA-BLCA", "TCGA-LUAD"], cohort="C", files_endpoint=f"{fake.url}/files", **FAST
         )
 
 
 def test_manifest_4xx_is_not_retried(fake: FakeGDC) -> None:
     fake.files_plan = ["400"]
-    with pytest.raises(gdc.ManifestError, match="HTTP 400 .*not retried"):
-        gdc.query_slide_manifest(["TCGA-BLCA"], files_endpoint=f"{fake.url}/files", **FAST)
+    with pytest.raises(gdc_api.ManifestError, match="HTTP 400 .*not retried"):
+        gdc_slides.query_slide_manifest(["TCGA-BLCA"], files_endpoint=f"{fake.url}/files", **FAST)
     assert len(fake.seen) == 1
 
 
@@ -398,7 +398,7 @@ def _omics_hits() -> list[dict[str, Any]]:
 
 def test_omics_manifest_pages_through_each_modality_with_its_filters(fake: FakeGDC) -> None:
     fake.hits = [*_omics_hits(), make_hit(0)]  # a slide in the same project is not listed
-    manifest = gdc.query_omics_manifest(
+    manifest = gdc_omics.query_omics_manifest(
         ["TCGA-BLCA"], cohort="BLCA", files_endpoint=f"{fake.url}/files", page_size=2, **FAST
     )
     posts = [s for s in fake.seen if s.method == "POST"]
@@ -429,7 +429,7 @@ def test_omics_manifest_pages_through_each_modality_with_its_filters(fake: FakeG
     ]
     assert posts[3].body["filters"]["content"][3]["content"]["value"] == ["ASCAT3"]
     assert "cases.samples.submitter_id" in posts[0].body["fields"].split(",")
-    assert list(manifest.columns) == gdc.OMICS_MANIFEST_COLUMNS
+    assert list(manifest.columns) == gdc_omics.OMICS_MANIFEST_COLUMNS
     assert manifest["modality"].value_counts().to_dict() == {"rnaseq": 5, "cnv": 3}
     assert set(manifest["cohort"]) == {"BLCA"}
     cnv = manifest[manifest["modality"] == "cnv"].set_index("case_id")
@@ -447,13 +447,13 @@ def test_omics_manifest_config_changes_the_filter_values(fake: FakeGDC, tmp_path
     hits[-1] = {**hits[-1], "analysis": {"workflow_type": "AscatNGS"}}
     fake.hits = hits
     omics = {"cnv": {"workflow_type": "AscatNGS"}, "access": "open"}
-    manifest = gdc.write_cohort_omics_manifest(
+    manifest = gdc_omics.write_cohort_omics_manifest(
         "TCGA-BLCA", tmp_path / "m.tsv", download=fake.download_cfg, omics=omics
     )
     assert list(manifest.loc[manifest["modality"] == "cnv", "case_id"]) == ["TCGA-X1-A003"]
-    assert gdc.read_omics_manifest(tmp_path / "m.tsv").equals(manifest)
+    assert gdc_omics.read_omics_manifest(tmp_path / "m.tsv").equals(manifest)
     with pytest.raises(ValueError, match=r"acquisition.omics.gdc: unknown key\(s\) \['rna'\]"):
-        gdc.omics_settings({"rna": {}})
+        gdc_omics.omics_settings({"rna": {}})
 
 
 def test_omics_manifest_keeps_one_file_per_barcode(
@@ -462,8 +462,8 @@ def test_omics_manifest_keeps_one_file_per_barcode(
     hits = _omics_hits()
     twin = {**hits[1], "id": str(uuid.UUID(int=99)), "file_id": str(uuid.UUID(int=99))}
     fake.hits = [*hits, twin]
-    with caplog.at_level(logging.WARNING, logger="mmsurv.acquire.gdc"):
-        manifest = gdc.query_omics_manifest(
+    with caplog.at_level(logging.WARNING, logger="mmsurv.acquire.gdc_omics"):
+        manifest = gdc_omics.query_omics_manifest(
             ["TCGA-BLCA"], cohort="BLCA", files_endpoint=f"{fake.url}/files", **FAST
         )
     rna = manifest[manifest["modality"] == "rnaseq"]
@@ -497,8 +497,8 @@ def test_omics_manifest_rejects_unusable_samples(
     hits = _omics_hits()
     hits[0]["cases"][0].update(change)
     fake.hits = hits
-    with pytest.raises(gdc.ManifestError, match=match):
-        gdc.query_omics_manifest(
+    with pytest.raises(gdc_api.ManifestError, match=match):
+        gdc_omics.query_omics_manifest(
             ["TCGA-BLCA"], cohort="BLCA", files_endpoint=f"{fake.url}/files", **FAST
         )
 
@@ -506,11 +506,11 @@ def test_omics_manifest_rejects_unusable_samples(
 def test_omics_manifest_names_the_modality_a_project_lacks(fake: FakeGDC) -> None:
     fake.hits = [h for h in _omics_hits() if h["data_type"] != "Gene Level Copy Number"]
     with pytest.raises(
-        gdc.ManifestError,
+        gdc_api.ManifestError,
         match=r"GDC cnv listing of TCGA-BLCA \(Gene Level Copy Number, ASCAT3; .*no open file for "
         r"project\(s\) \['TCGA-BLCA'\].*acquisition.omics.gdc.cnv",
     ):
-        gdc.query_omics_manifest(
+        gdc_omics.query_omics_manifest(
             ["TCGA-BLCA"], cohort="BLCA", files_endpoint=f"{fake.url}/files", **FAST
         )
 
@@ -552,7 +552,9 @@ def test_read_timeout_is_retried(fake: FakeGDC, tmp_path: Path) -> None:
 def test_wrong_md5_is_rejected_naming_the_slide(fake: FakeGDC, tmp_path: Path) -> None:
     fid, data, _ = serve_file(fake)
     dest = tmp_path / "s.svs"
-    with pytest.raises(gdc.ChecksumError, match=rf"slide S-{fid[-4:]} \(GDC file {fid}\): md5"):
+    with pytest.raises(
+        transfer.ChecksumError, match=rf"slide S-{fid[-4:]} \(GDC file {fid}\): md5"
+    ):
         fetch(fake, fid, dest, md5="0" * 32, size=len(data))
     assert not dest.exists()
     assert not Path(f"{dest}.part").exists()
@@ -561,7 +563,9 @@ def test_wrong_md5_is_rejected_naming_the_slide(fake: FakeGDC, tmp_path: Path) -
 def test_wrong_size_is_rejected(fake: FakeGDC, tmp_path: Path) -> None:
     fid, data, md5 = serve_file(fake)
     dest = tmp_path / "s.svs"
-    with pytest.raises(gdc.ChecksumError, match=f"GDC file {fid}.*manifest says {len(data) - 5}"):
+    with pytest.raises(
+        transfer.ChecksumError, match=f"GDC file {fid}.*manifest says {len(data) - 5}"
+    ):
         fetch(fake, fid, dest, md5=md5, size=len(data) - 5)
     assert not dest.exists() and not Path(f"{dest}.part").exists()
 
@@ -574,7 +578,7 @@ def test_server_that_never_recovers_fails_after_the_configured_retries(
     dest = tmp_path / "s.svs"
     t0 = time.monotonic()
     with pytest.raises(
-        gdc.DownloadError,
+        transfer.DownloadError,
         match=rf"GDC file {fid}\): giving up after 4 failed attempt\(s\) \(download.retries=3\); "
         r"last error: HTTP 500",
     ):
@@ -587,7 +591,7 @@ def test_server_that_never_recovers_fails_after_the_configured_retries(
 def test_4xx_is_not_retried(fake: FakeGDC, tmp_path: Path) -> None:
     fid, data, md5 = serve_file(fake)
     fake.plans[fid] = ["404"]
-    with pytest.raises(gdc.DownloadError, match="HTTP 404 .*not retried"):
+    with pytest.raises(transfer.DownloadError, match="HTTP 404 .*not retried"):
         fetch(fake, fid, tmp_path / "s.svs", md5=md5, size=len(data))
     assert len(fake.data_requests(fid)) == 1
 
@@ -629,7 +633,7 @@ def test_progress_is_logged(
     fake: FakeGDC, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     fid, data, md5 = serve_file(fake)
-    with caplog.at_level(logging.INFO, logger="mmsurv.acquire.gdc"):
+    with caplog.at_level(logging.INFO, logger="mmsurv.acquire.transfer"):
         fetch(fake, fid, tmp_path / "s.svs", md5=md5, size=len(data), progress_every=25_000)
     percents = [r.getMessage() for r in caplog.records if "%)" in r.getMessage()]
     assert len(percents) >= 4
@@ -639,7 +643,7 @@ def test_progress_is_logged(
 
 def test_fetch_slide_uses_the_config_endpoint(fake: FakeGDC, tmp_path: Path) -> None:
     fid, data, md5 = serve_file(fake)
-    dest = gdc.fetch_slide(
+    dest = gdc_slides.fetch_slide(
         fid,
         tmp_path / "x.svs",
         md5=md5,
@@ -649,7 +653,9 @@ def test_fetch_slide_uses_the_config_endpoint(fake: FakeGDC, tmp_path: Path) -> 
     )
     assert dest.read_bytes() == data
     with pytest.raises(ValueError, match=r"download.data_endpoint .* must contain .*\{file_id\}"):
-        gdc.fetch_slide(fid, tmp_path / "y.svs", md5=md5, size=1, download={"data_endpoint": "x"})
+        gdc_slides.fetch_slide(
+            fid, tmp_path / "y.svs", md5=md5, size=1, download={"data_endpoint": "x"}
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -659,16 +665,16 @@ def test_fetch_slide_uses_the_config_endpoint(fake: FakeGDC, tmp_path: Path) -> 
 
 def test_sheet_from_manifests_is_a_valid_slide_sheet(fake: FakeGDC, tmp_path: Path) -> None:
     fake.hits = [make_hit(i, "TCGA-BLCA") for i in range(3)]
-    blca = gdc.write_cohort_manifest(
+    blca = gdc_slides.write_cohort_manifest(
         "TCGA-BLCA", tmp_path / "m/BLCA.tsv", download=fake.download_cfg
     )
     fake.hits = [make_hit(i, "TCGA-LUAD") for i in range(10, 12)]
-    luad = gdc.write_cohort_manifest(
+    luad = gdc_slides.write_cohort_manifest(
         "TCGA-LUAD", tmp_path / "m/LUAD.tsv", download=fake.download_cfg
     )
-    assert gdc.read_manifest(tmp_path / "m/BLCA.tsv").equals(blca)
-    sheet = gdc.manifest_to_sheet([blca, luad], "data/slides/")
-    gdc.write_slide_sheet(sheet, tmp_path / "slides.tsv")
+    assert gdc_slides.read_manifest(tmp_path / "m/BLCA.tsv").equals(blca)
+    sheet = gdc_slides.manifest_to_sheet([blca, luad], "data/slides/")
+    gdc_slides.write_slide_sheet(sheet, tmp_path / "slides.tsv")
     read = read_slide_sheet(tmp_path / "slides.tsv", ["TCGA-BLCA", "TCGA-LUAD"])
     validate(read, str(SAMPLES_SCHEMA))
     assert len(read) == 5
@@ -680,10 +686,10 @@ def test_sheet_from_manifests_is_a_valid_slide_sheet(fake: FakeGDC, tmp_path: Pa
 
 
 def test_cohort_projects_come_from_config() -> None:
-    assert gdc.cohort_projects("TCGA-BLCA", None) == ["TCGA-BLCA"]
+    assert gdc_api.cohort_projects("TCGA-BLCA", None) == ["TCGA-BLCA"]
     cfg = {"projects": {"KIDNEY": ["TCGA-KIRC", "TCGA-KIRP"], "LUNG": "TCGA-LUAD"}}
-    assert gdc.cohort_projects("KIDNEY", cfg) == ["TCGA-KIRC", "TCGA-KIRP"]
-    assert gdc.cohort_projects("LUNG", cfg) == ["TCGA-LUAD"]
+    assert gdc_api.cohort_projects("KIDNEY", cfg) == ["TCGA-KIRC", "TCGA-KIRP"]
+    assert gdc_api.cohort_projects("LUNG", cfg) == ["TCGA-LUAD"]
 
 
 def test_cli_manifest_sheet_and_download(
@@ -710,7 +716,7 @@ def test_cli_manifest_sheet_and_download(
     )
     assert rc == 0
     sheet = pd.read_csv("slides.tsv", sep="\t", dtype=str)
-    assert list(sheet.columns) == gdc.SHEET_COLUMNS and len(sheet) == 3
+    assert list(sheet.columns) == gdc_slides.SHEET_COLUMNS and len(sheet) == 3
     assert (
         gdc.main(
             ["sheet", "--manifest", "manifest/TCGA-BLCA.tsv", "--slide-dir", "d", "--out", "s2.tsv"]
@@ -769,9 +775,9 @@ def test_workflow_writes_the_sheet_and_downloads_each_slide(fake: FakeGDC, tmp_p
     # step 1 (CLI): the sheet must exist before Snakemake parses the workflow
     manifests = [tmp_path / f"results-tcga/manifest/{c}.tsv" for c in cohorts]
     for cohort, out in zip(cohorts, manifests, strict=True):
-        gdc.write_cohort_manifest(cohort, out, download=cfg["download"])
+        gdc_slides.write_cohort_manifest(cohort, out, download=cfg["download"])
     sheet_path = tmp_path / "resources/tcga/slides.tsv"
-    sheet = gdc.write_sheet_from_manifests(manifests, "slides", sheet_path)
+    sheet = gdc_slides.write_sheet_from_manifests(manifests, "slides", sheet_path)
     # refreshing through Snakemake queries the GDC again and rewrites the same sheet
     before = sheet_path.read_text()
     run = _snakemake(

@@ -19,8 +19,9 @@ from test_gdc import FakeGDC, make_omics_hit, sample_entry  # tests/ is on sys.p
 from test_tcga_workflow import write_sheet
 from test_workflow import _job_counts, copy_repo, snakemake
 
-from mmsurv.acquire import gdc
-from mmsurv.acquire.tcga import REPORT_FILES, TCGAFormatError, prepare_cohort_from_files
+from mmsurv.acquire import gdc_api, gdc_omics, transfer
+from mmsurv.acquire.cohort import REPORT_FILES, prepare_cohort_from_files
+from mmsurv.acquire.tcga_io import TCGAFormatError
 from mmsurv.bags.data import read_clinical
 from mmsurv.bags.omics import read_omics_table
 
@@ -125,10 +126,10 @@ def server() -> Iterator[FakeGDC]:
 def _download_all(server: FakeGDC, tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     """The cohort's omics manifest, then both modalities' downloads; (manifest, file tables)."""
     manifest = tmp_path / "manifest" / "omics" / "TCGA-BLCA.tsv"
-    gdc.write_cohort_omics_manifest("TCGA-BLCA", manifest, download=server.download_cfg)
-    tables = {m: tmp_path / "acq" / f"{m}_files.tsv" for m in gdc.OMICS_MODALITIES}
+    gdc_omics.write_cohort_omics_manifest("TCGA-BLCA", manifest, download=server.download_cfg)
+    tables = {m: tmp_path / "acq" / f"{m}_files.tsv" for m in gdc_omics.OMICS_MODALITIES}
     for modality, table in tables.items():
-        gdc.fetch_omics_files(
+        gdc_omics.fetch_omics_files(
             manifest,
             modality,
             table,
@@ -158,14 +159,14 @@ def test_cohort_omics_table_from_gdc_files_end_to_end(server: FakeGDC, tmp_path:
     server.plans[CNV["TCGA-X1-A002-01A-11D-A27A-01"]] = ["500"]
     manifest, tables = _download_all(server, tmp_path)
 
-    listing = gdc.read_omics_manifest(manifest)
+    listing = gdc_omics.read_omics_manifest(manifest)
     assert listing["modality"].value_counts().to_dict() == {"rnaseq": 5, "cnv": 3}
     for fid, data in files.items():  # gdc-client layout, byte-identical
         (path,) = (tmp_path / "omics" / fid).iterdir()
         assert path.read_bytes() == data
     assert len(server.data_requests(STAR["TCGA-X1-A001-01A-11R-A277-07"])) == 2  # cut, retried
     assert len(server.data_requests(CNV["TCGA-X1-A002-01A-11D-A27A-01"])) == 2  # 500, retried
-    rna_files = gdc.read_omics_file_table(tables["rnaseq"], "rnaseq")
+    rna_files = gdc_omics.read_omics_file_table(tables["rnaseq"], "rnaseq")
     assert sorted(rna_files) == sorted([*STAR, "TCGA-X1-A003-01A-11R-A277-07"])
 
     # a second run skips the verified files; a corrupted one (same size) is fetched again
@@ -229,14 +230,14 @@ def test_failed_omics_downloads_are_named_and_leave_no_table(
         if hit["file_id"] == bad:
             hit["md5sum"] = "0" * 32
     manifest = tmp_path / "m.tsv"
-    gdc.write_cohort_omics_manifest("TCGA-BLCA", manifest, download=server.download_cfg)
+    gdc_omics.write_cohort_omics_manifest("TCGA-BLCA", manifest, download=server.download_cfg)
     out = tmp_path / "cnv_files.tsv"
     with pytest.raises(
-        gdc.DownloadError,
+        transfer.DownloadError,
         match=rf"1 of 3 cnv file\(s\) of .*m.tsv failed: cnv of TCGA-X1-A002-01A \(GDC file {bad}\)"
         r": md5 .* does not match",
     ):
-        gdc.fetch_omics_files(
+        gdc_omics.fetch_omics_files(
             manifest, "cnv", out, omics_dir=tmp_path / "o", download=server.download_cfg
         )
     assert not out.exists()
@@ -247,8 +248,8 @@ def test_gdc_file_table_errors_name_the_file_and_key(server: FakeGDC, tmp_path: 
     serve_cohort(server)
     _, tables = _download_all(server, tmp_path)
     write_sheet(tmp_path / "slides.tsv", {"TCGA-BLCA": ["TCGA-X1-A001"]})
-    with pytest.raises(gdc.ManifestError, match=r"rnaseq_files.tsv: expected only 'cnv'"):
-        gdc.read_omics_file_table(tables["rnaseq"], "cnv")
+    with pytest.raises(gdc_api.ManifestError, match=r"rnaseq_files.tsv: expected only 'cnv'"):
+        gdc_omics.read_omics_file_table(tables["rnaseq"], "cnv")
     gdc_tables = {"rnaseq": tables["rnaseq"], "cnv": tables["cnv"], "omics_source": "gdc"}
     with pytest.raises(TCGAFormatError, match=r"augmented_star_gene_counts.tsv: missing .*'tpm'"):
         prepare_cohort_from_files(

@@ -1,4 +1,4 @@
-"""mmsurv.acquire.tcga: parsers on fixtures in the real formats, omics and cohort harmonisation."""
+"""TCGA parsers (mmsurv.acquire) on fixtures in the real formats, omics and cohort harmonisation."""
 
 from __future__ import annotations
 
@@ -11,31 +11,30 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsurv.acquire.tcga import (
-    DAYS_PER_MONTH,
+from mmsurv.acquire.barcodes import choose_samples, parse_sample_barcode
+from mmsurv.acquire.cbioportal import (
     NONSILENT_CLASSES,
-    REPORT_FILES,
-    TCGAFormatError,
-    cancer_code,
-    choose_samples,
+    read_cbioportal_case_list,
+    read_cbioportal_matrix,
+    read_maf,
+)
+from mmsurv.acquire.cohort import REPORT_FILES, prepare_cohort, select_for_pipeline
+from mmsurv.acquire.gdc_omics import read_gdc_gene_cnv, read_gdc_star_counts
+from mmsurv.acquire.harmonise import (
     gene_family_report,
     harmonise_cohort,
     harmonise_omics,
     paper_cases,
-    parse_os_status,
-    parse_sample_barcode,
-    prepare_cohort,
-    read_cbioportal_case_list,
-    read_cbioportal_matrix,
-    read_cbioportal_survival,
-    read_gdc_gene_cnv,
-    read_gdc_star_counts,
-    read_maf,
-    read_tcga_cdr,
-    select_for_pipeline,
-    write_clinical,
-    write_omics,
 )
+from mmsurv.acquire.survival import (
+    DAYS_PER_MONTH,
+    cancer_code,
+    parse_os_status,
+    read_cbioportal_survival,
+    read_tcga_cdr,
+)
+from mmsurv.acquire.tcga_io import TCGAFormatError
+from mmsurv.acquire.writers import write_clinical, write_omics
 
 FIX = Path(__file__).parent / "fixtures" / "tcga"
 CBIO = FIX / "cbioportal"
@@ -69,7 +68,7 @@ def test_parse_sample_barcode():
 
 def test_choose_samples_prefers_type_order_then_smallest_barcode(caplog):
     ids = ["TCGA-X1-A001-01B", "TCGA-X1-A001-01A", "TCGA-X1-A001-11A", "TCGA-X1-A002-06A"]
-    with caplog.at_level(logging.INFO, logger="mmsurv.acquire.tcga"):
+    with caplog.at_level(logging.INFO, logger="mmsurv.acquire.barcodes"):
         assert choose_samples(ids, source="t") == {"TCGA-X1-A001-01A": "TCGA-X1-A001"}
     assert "case TCGA-X1-A001 has 2 samples" in caplog.text
     both = choose_samples(ids, sample_types=("06", "01"))
@@ -133,7 +132,7 @@ def test_read_maf_with_profiled_case_list():
 
 # --------------------------------------------------------------------------- GDC omics
 def test_read_gdc_star_counts(caplog):
-    with caplog.at_level(logging.WARNING, logger="mmsurv.acquire.tcga"):
+    with caplog.at_level(logging.WARNING, logger="mmsurv.acquire.barcodes"):
         rna = read_gdc_star_counts(STAR_FILES)
     assert list(rna.index) == [case(1), case(2)]  # the 11A normal is ignored
     assert "case TCGA-X1-A001 has 2 samples" in caplog.text

@@ -17,17 +17,16 @@ import yaml
 from test_gdc import FAST, FakeGDC  # tests/ is on sys.path (pytest rootdir import mode)
 from test_workflow import _job_counts, copy_repo, snakemake
 
-from mmsurv.acquire import gdc
-from mmsurv.acquire.tcga import (
+from mmsurv.acquire.cbioportal import (
     CBIOPORTAL_FILES,
-    PAPER_CASES,
-    REPORT_FILES,
-    TCGAFormatError,
     cbioportal_files,
-    fetch_source,
     study_archive_url,
     unpack_cbioportal_study,
 )
+from mmsurv.acquire.cohort import REPORT_FILES
+from mmsurv.acquire.harmonise import PAPER_CASES
+from mmsurv.acquire.tcga_io import TCGAFormatError
+from mmsurv.acquire.transfer import ChecksumError, fetch_source
 from mmsurv.bags.data import read_clinical
 from mmsurv.bags.omics import read_omics_table
 
@@ -143,14 +142,14 @@ def test_fetch_source_resumes_and_checks_md5_when_given(
     server.plans[ARCHIVE] = ["cut"]
     url = f"{server.url}/data/{ARCHIVE}"
     settings = {**FAST, "chunk_kb": 1}
-    with caplog.at_level(logging.WARNING, logger="mmsurv.acquire.tcga"):
+    with caplog.at_level(logging.WARNING, logger="mmsurv.acquire.transfer"):
         fetch_source(url, tmp_path / "a.tar.gz", md5=None, label="study S", download=settings)
     assert (tmp_path / "a.tar.gz").read_bytes() == data
     assert "study S: no md5 configured" in caplog.text
     assert server.data_requests(ARCHIVE)[1].headers["Range"].startswith("bytes=")
     md5 = hashlib.md5(data).hexdigest()
     fetch_source(url, tmp_path / "b.tar.gz", md5=md5, label="study S", download=settings)
-    with pytest.raises(gdc.ChecksumError, match=r"study S: md5 .* does not match"):
+    with pytest.raises(ChecksumError, match=r"study S: md5 .* does not match"):
         fetch_source(url, tmp_path / "c.tar.gz", md5="0" * 32, label="study S", download=settings)
     assert not (tmp_path / "c.tar.gz").exists()
 

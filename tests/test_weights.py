@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mmsurv.acquire.gdc import ChecksumError
+from mmsurv.acquire.transfer import ChecksumError
 from mmsurv.features.weights import expected_sha256, fetch_weights
 
 FAST = {"retries": 1, "backoff": 0.01, "max_backoff": 0.02, "timeout": 5.0}

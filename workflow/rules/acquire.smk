@@ -5,7 +5,8 @@
 
 
 if config["data_source"] == "tcga":
-    from mmsurv.acquire.gdc import UUID_PATTERN, cohort_projects
+    from mmsurv.acquire.gdc_api import cohort_projects
+    from mmsurv.acquire.gdc_slides import UUID_PATTERN
 
     DOWNLOAD = config["download"]
     SLIDE_DIR = DOWNLOAD["slide_dir"].rstrip("/")

@@ -5,10 +5,11 @@ import re
 from snakemake.utils import validate
 
 from mmsurv.acquire.byo import check_byo_config, for_cohort
-from mmsurv.acquire.gdc import OMICS_MODALITIES, omics_settings
+from mmsurv.acquire.cbioportal import cbioportal_files, study_archive_url
+from mmsurv.acquire.cohort import REPORT_FILES
+from mmsurv.acquire.gdc_omics import OMICS_MODALITIES, omics_settings
 from mmsurv.io import empty_slide_sheet, read_slide_sheet
 from mmsurv.model_catalog import model_inputs
-from mmsurv.acquire.tcga import REPORT_FILES, cbioportal_files, study_archive_url
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -291,7 +292,7 @@ def gdc_omics_files(cohort):
 
 
 def acquisition_reports():
-    """Report TSVs that tcga_cohort_tables writes per cohort (mmsurv.acquire.tcga.REPORT_FILES)."""
+    """Report TSVs that tcga_cohort_tables writes per cohort (mmsurv.acquire.cohort.REPORT_FILES)."""
     return {
         key: f"{OUT}/{{cohort}}/acquisition/{name}"
         for key, name in REPORT_FILES.items()

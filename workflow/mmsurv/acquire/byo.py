@@ -10,263 +10,37 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from mmsurv.acquire.tcga import gene_family_report, write_clinical, write_omics, write_table
-from mmsurv.genes import load_gene_families, split_column
+from mmsurv.acquire.harmonise import gene_family_report
+from mmsurv.acquire.mcat import (
+    SLIDE_EXTENSIONS,
+    BYOError,
+    MCATTable,
+    check_split_count,
+    mcat_split_paths,
+    read_mcat_signatures,
+    read_mcat_splits,
+    read_mcat_table,
+    write_gene_families,
+)
+from mmsurv.acquire.writers import write_clinical, write_omics, write_table
+from mmsurv.genes import load_gene_families
 from mmsurv.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 
-SLIDE_EXTENSIONS: tuple[str, ...] = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".bif")
-"""Slide file extensions tried, in order, when looking a slide id up in the slide directory."""
-
 SHEET_COLUMNS: tuple[str, ...] = ("cohort", "case_id", "slide_id", "path")
-_ID_RE = re.compile(r"^[A-Za-z0-9._-]+$")  # as in workflow/schemas/samples.schema.yaml
-_LABELS = ("survival_months", "censorship")
-
-
-class BYOError(ValueError):
-    """A bring-your-own input that cannot be converted; the message names the file and cases."""
-
-
-class MCATTable(NamedTuple):
-    """An MCAT-style table split into slides, per-case clinical labels and per-case omics."""
-
-    slides: pd.DataFrame  # columns case_id, slide_id (file stem), one row per slide
-    clinical: pd.DataFrame  # index case_id; survival_months, event (bool), clinical columns
-    omics: pd.DataFrame  # index case_id; <GENE>_<modality> float columns
-
-
-def _require_file(path: PathLike, what: str) -> Path:
-    """The path as a Path, or FileNotFoundError naming what it should have been."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{what} not found: {p}")
-    return p
-
-
-def slide_stem(slide_id: str, extensions: Sequence[str] = SLIDE_EXTENSIONS) -> str:
-    """A slide id without a slide-file extension ('X.svs' → 'X'; a suffix, not characters)."""
-    text = str(slide_id).strip()
-    for ext in extensions:
-        if text.lower().endswith(ext):
-            return text[: -len(ext)]
-    return text
-
-
-def _first_cases(mask: pd.Series, cases: pd.Series, n: int = 20) -> list[str]:
-    """Sorted unique case ids where `mask` holds (at most n)."""
-    return sorted(set(cases[mask].astype(str)))[:n]
-
-
-def read_mcat_table(path: PathLike) -> MCATTable:
-    """Read an MCAT-style table (CSV, optionally zipped) and check one label/omics set per case."""
-    p = _require_file(path, "MCAT-style table")
-    table = pd.read_csv(p, low_memory=False, dtype={"case_id": str, "slide_id": str})
-    table = table.drop(columns=[c for c in table.columns if str(c).startswith("Unnamed:")])
-    if "case_id" not in table.columns:
-        if "slide_id" not in table.columns:
-            raise BYOError(f"{p}: needs a `case_id` column (or TCGA `slide_id`s to derive it)")
-        ids = table["slide_id"].astype(str)
-        if not ids.str.match(r"^TCGA-[A-Z0-9]{2}-[A-Z0-9]{4}").all():
-            raise BYOError(f"{p}: no `case_id` column and slide ids are not TCGA barcodes")
-        table.insert(0, "case_id", ids.str[:12])  # MCAT's own fallback
-        log.warning("%s: no `case_id` column; used the first 12 characters of slide_id", p)
-    missing = [c for c in _LABELS if c not in table.columns]
-    if missing:
-        raise BYOError(f"{p}: missing column(s) {missing}; it has {list(table.columns)[:15]}")
-    table["case_id"] = table["case_id"].str.strip()
-    empty = table.index[table["case_id"].isna() | (table["case_id"] == "")]
-    if len(empty):
-        raise BYOError(f"{p}: empty case_id in data row(s) {[int(i) + 1 for i in empty[:20]]}")
-    cases = table["case_id"]
-
-    gene_cols = [c for c in table.columns if split_column(str(c)) is not None]
-    if not gene_cols:
-        raise BYOError(f"{p}: no gene columns (suffix _rnaseq, _cnv or _mut)")
-    non_numeric = [c for c in gene_cols if not pd.api.types.is_numeric_dtype(table[c])]
-    if non_numeric:
-        raise BYOError(f"{p}: non-numeric gene column(s) {non_numeric[:20]}")
-
-    months = pd.to_numeric(table["survival_months"], errors="coerce")
-    bad = _first_cases(~(months >= 0), cases)
-    if bad:
-        raise BYOError(f"{p}: missing, non-numeric or negative survival_months for cases {bad}")
-    cens = pd.to_numeric(table["censorship"], errors="coerce")
-    bad = _first_cases(~cens.isin([0, 1]), cases)
-    if bad:
-        raise BYOError(f"{p}: censorship must be 0 or 1 (1 = censored); bad for cases {bad}")
-    table["survival_months"], table["censorship"] = months.astype(float), cens.astype(int)
-
-    per_case = [*_LABELS, *gene_cols]
-    multi = table[table["case_id"].duplicated(keep=False)]  # only cases with several slides
-    varying = multi.groupby("case_id", sort=True)[per_case].nunique(dropna=False) > 1
-    if varying.to_numpy().any():
-        bad_cases = varying.index[varying.any(axis=1)].tolist()
-        cols = varying.columns[varying.any(axis=0)].tolist()
-        raise BYOError(
-            f"{p}: slides of one case disagree on {cols[:10]} for cases {bad_cases[:20]} "
-            "(labels and omics must be per case)"
-        )
-    clinical_cols = [c for c in table.columns if c not in ("case_id", "slide_id", *per_case)]
-    if clinical_cols:
-        differ = multi.groupby("case_id")[clinical_cols].nunique(dropna=False) > 1
-        if differ.to_numpy().any():
-            log.warning(
-                "%s: clinical column(s) %s differ between slides of a case; first row kept",
-                p,
-                differ.columns[differ.any(axis=0)].tolist(),
-            )
-    first = table.drop_duplicates("case_id", keep="first").set_index("case_id").sort_index()
-    clinical = first[["survival_months"]].copy()
-    clinical["event"] = first["censorship"] == 0  # MCAT: censorship = 1 − event
-    for col in clinical_cols:
-        clinical[col] = first[col]
-    omics = first[gene_cols].astype(np.float64)
-
-    slides = pd.DataFrame(columns=["case_id", "slide_id"])
-    if "slide_id" in table.columns:
-        rows = table.loc[table["slide_id"].notna(), ["case_id", "slide_id"]].copy()
-        rows["slide_id"] = rows["slide_id"].map(slide_stem)
-        rows = rows[rows["slide_id"] != ""]
-        dup = sorted(set(rows.loc[rows["slide_id"].duplicated(), "slide_id"]))
-        if dup:
-            raise BYOError(f"{p}: slide_id(s) listed more than once: {dup[:20]}")
-        bad_ids = [s for s in rows["slide_id"] if not _ID_RE.match(s)]
-        if bad_ids:
-            raise BYOError(f"{p}: slide ids {bad_ids[:10]} have characters outside [A-Za-z0-9._-]")
-        slides = rows.reset_index(drop=True)
-    bad_cases = [c for c in clinical.index if not _ID_RE.match(c)]
-    if bad_cases:
-        raise BYOError(f"{p}: case ids {bad_cases[:10]} have characters outside [A-Za-z0-9._-]")
-    log.info(
-        "%s: %d cases, %d slides, %d gene columns, %d clinical columns",
-        p,
-        len(clinical),
-        len(slides),
-        len(gene_cols),
-        len(clinical_cols),
-    )
-    return MCATTable(slides=slides, clinical=clinical, omics=omics)
-
-
-# --------------------------------------------------------------------------- gene families
-def read_mcat_signatures(path: PathLike) -> dict[str, list[str]]:
-    """Read MCAT's `signatures.csv` (one column per family, gene symbols, blank padded)."""
-    return load_gene_families(_require_file(path, "signatures CSV"))
-
-
-def write_gene_families(families: Mapping[str, Sequence[str]], path: PathLike) -> None:
-    """Write families as the pipeline's gene-family CSV (one column per family, blank padded)."""
-    if not families:
-        raise ValueError(f"no gene families to write to {path}")
-    table = pd.DataFrame({f: pd.Series(list(g), dtype=object) for f, g in families.items()})
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, lineterminator="\n")
 
 
 # --------------------------------------------------------------------------- splits
-def mcat_split_paths(split_dir: PathLike, n_folds: int) -> list[Path]:
-    """`splits_0.csv` … `splits_{n_folds-1}.csv` in `split_dir`; all must exist."""
-    paths = [Path(split_dir) / f"splits_{k}.csv" for k in range(n_folds)]
-    absent = [str(p) for p in paths if not p.is_file()]
-    if absent:
-        raise FileNotFoundError(f"split CSV(s) not found: {absent}")
-    check_split_count(paths)
-    return paths
-
-
-def check_split_count(paths: Sequence[PathLike]) -> None:
-    """Fail when `splits_{K}.csv` exists beside the K CSVs read: the fold count is too small."""
-    if not paths:
-        return
-    extra = Path(paths[-1]).with_name(f"splits_{len(paths)}.csv")
-    if extra.is_file():
-        raise BYOError(
-            f"{extra.parent} holds {extra.name} but only {len(paths)} split CSV(s) are read; "
-            f"set splits.n_folds (--n-folds) to the number of split CSVs"
-        )
-
-
-def _split_column(table: pd.DataFrame, column: str, path: Path, k: int) -> list[str]:
-    """Case ids of one column of a split CSV (NaN padding removed), checking duplicates."""
-    values = table[column].dropna().astype(str).str.strip()
-    values = values[values != ""]
-    dup = sorted(set(values[values.duplicated()]))
-    if dup:
-        raise BYOError(f"{path}: case(s) {dup[:20]} listed twice in `{column}` of split {k}")
-    return values.tolist()
-
-
-def read_mcat_splits(
-    paths: Sequence[PathLike], *, cases: Iterable[str] | None = None
-) -> pd.DataFrame:
-    """Turn MCAT split CSVs (`train`/`val` columns of case ids) into our (case_id, fold) table.
-
-    Split k's `val` cases get fold k. Our format trains fold k on every other fold's cases, so
-    each case must be in `val` exactly once and `train` of split k must be the other folds' `val`
-    cases. `cases` (the table's cases) must contain every case the splits name.
-    """
-    if not paths:
-        raise ValueError("no split CSVs given")
-    fold_of: dict[str, int] = {}
-    trains: list[tuple[Path, set[str]]] = []
-    for k, path in enumerate(paths):
-        p = _require_file(path, "split CSV")
-        table = pd.read_csv(p, dtype=str)
-        missing = [c for c in ("train", "val") if c not in table.columns]
-        if missing:
-            raise BYOError(f"{p}: missing column(s) {missing}; it has {list(table.columns)}")
-        train = _split_column(table, "train", p, k)
-        val = _split_column(table, "val", p, k)
-        if not val:
-            raise BYOError(f"{p}: split {k} has no `val` cases")
-        both = sorted(set(train) & set(val))
-        if both:
-            raise BYOError(f"{p}: case(s) {both[:20]} are in both train and val of split {k}")
-        if "test" in table.columns and table["test"].notna().any():
-            log.warning("%s: `test` column ignored (cross-validation uses train/val)", p)
-        for case in val:
-            if case in fold_of:
-                raise BYOError(
-                    f"{p}: case {case} is in val of split {fold_of[case]} and of split {k}; "
-                    "each case must be held out once"
-                )
-            fold_of[case] = k
-        trains.append((p, set(train)))
-    named = set(fold_of).union(*(t for _, t in trains))
-    if cases is not None:
-        unknown = sorted(named - {str(c) for c in cases})
-        if unknown:
-            raise BYOError(
-                f"{len(unknown)} case(s) in the split CSVs are not in the table: {unknown[:50]}"
-            )
-    for k, (p, train) in enumerate(trains):
-        expected = {c for c, f in fold_of.items() if f != k}
-        extra, lacking = sorted(train - expected), sorted(expected - train)
-        if extra:
-            raise BYOError(
-                f"{p}: case(s) {extra[:20]} are in train of split {k} but never in val; "
-                "the splits table holds only cases held out in some fold"
-            )
-        if lacking:
-            raise BYOError(
-                f"{p}: case(s) {lacking[:20]} (val of another split) are missing from train of "
-                f"split {k}; folds train on every other fold's cases"
-            )
-    out = pd.DataFrame({"case_id": list(fold_of), "fold": list(fold_of.values())})
-    return out.sort_values(["fold", "case_id"]).reset_index(drop=True).astype({"fold": "int64"})
-
-
 def user_folds(
     csvs: Sequence[PathLike], *, n_folds: int, modalities: Mapping[str, set[str]]
 ) -> pd.DataFrame:

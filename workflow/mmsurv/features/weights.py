@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mmsurv.acquire.gdc import ChecksumError
+from mmsurv.acquire.transfer import ChecksumError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def fetch_weights(
     matches, so a wrong or truncated file never sits where the encoder looks for weights. An
     existing `dest` is kept when it matches and is an error (never overwritten) when it does not.
     """
-    from mmsurv.acquire.tcga import fetch_source
+    from mmsurv.acquire.transfer import fetch_source
 
     dest = Path(dest)
     want = expected_sha256(url, sha256)
