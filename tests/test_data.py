@@ -1,4 +1,4 @@
-"""mmsurv.bags.data: clinical table, time bins, folds, bags, dataset and weighted sampler."""
+"""bags.data (clinical table, folds, bags) and training.dataset (time bins, dataset, sampler)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,19 @@ import torch
 
 from mmsurv.bags.data import (
     BagStore,
-    SurvivalDataset,
     bag_attrs,
-    discretize,
     make_folds,
-    make_weighted_sampler,
     read_bags,
     read_clinical,
     read_splits,
-    time_bin_edges,
     write_bags,
     write_splits,
+)
+from mmsurv.training.dataset import (
+    SurvivalDataset,
+    discretize,
+    make_weighted_sampler,
+    time_bin_edges,
 )
 
 

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from mmsurv.bags.data import make_folds, read_clinical, time_bin_edges, write_bags, write_splits
+from mmsurv.bags.data import make_folds, read_clinical, write_bags, write_splits
 from mmsurv.bags.omics import build_omics_bags
+from mmsurv.training.dataset import time_bin_edges
 from mmsurv.training.train import resolve_params, train_fold
 
 torch.set_num_threads(1)
@@ -236,19 +237,19 @@ class _OomOffCpu(torch.nn.Module):
 
 def test_eval_falls_back_to_cpu_on_gpu_out_of_memory(caplog):
     """A huge evaluation bag that does not fit the accelerator is scored on the CPU and listed."""
-    from mmsurv.training.train import _predict
+    from mmsurv.training.loop import predict_case
 
     item = {"case_id": "TCGA-HUGE", "path": torch.randn(50, DIM), "omics": None}
     fallbacks: list[str] = []
     # "meta" stands in for an accelerator: inputs move there, the forward pass runs out of memory.
     with caplog.at_level(logging.WARNING, logger="mmsurv.training.train"):
-        res = _predict(_OomOffCpu(), item, True, False, torch.device("meta"), fallbacks)
+        res = predict_case(_OomOffCpu(), item, True, False, torch.device("meta"), fallbacks)
     assert fallbacks == ["TCGA-HUGE"]
     assert res.hazards.device.type == "cpu" and res.hazards.shape == (1, N_BINS)
     assert "TCGA-HUGE (50 patches)" in caplog.text and "scored on the CPU" in caplog.text
     # Out of memory on the CPU itself is a real error, not something to retry.
     with pytest.raises(torch.cuda.OutOfMemoryError):
-        _predict(_OomOffCpu(always=True), item, True, False, torch.device("cpu"), [])
+        predict_case(_OomOffCpu(always=True), item, True, False, torch.device("cpu"), [])
 
 
 def test_keep_unimodal_trains_each_model_on_the_cases_it_can_use(cohort, tmp_path):

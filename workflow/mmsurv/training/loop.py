@@ -1,0 +1,260 @@
+"""The training loop: one epoch at batch size 1, epoch selection, and held-out prediction."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sksurv.metrics import concordance_index_censored
+
+from mmsurv.training.dataset import SurvivalDataset
+from mmsurv.training.losses import nll_surv_loss
+
+# One logger for the stage's job log, named as before the stage was split into modules.
+log = logging.getLogger("mmsurv.training.train")
+
+__all__ = [
+    "EpochResult",
+    "Fit",
+    "StepConfig",
+    "cindex",
+    "evaluate_loss",
+    "fit_epochs",
+    "predict_case",
+    "predict_fold",
+    "select_weights",
+    "train_one_epoch",
+]
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """How a step feeds one case to the model and forms its loss (from the resolved params)."""
+
+    dev: torch.device
+    need_path: bool
+    need_omic: bool
+    takes_label: bool = False  # the model's forward takes `label=` in training (CLAM)
+    grad_accum: int = 1
+    l1_reg: float = 0.0
+    alpha_surv: float = 0.0
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """Mean losses over an epoch's steps and each seen case's training risk."""
+
+    loss: float
+    loss_surv: float
+    loss_aux: float
+    risk: dict[int, float]  # dataset index -> -sum(surv) at its (last) step
+
+
+@dataclass
+class Fit:
+    """Per-epoch log rows, the inner_val choice (epoch, NLL, weights) and the training time."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: tuple[int, float, dict[str, torch.Tensor]] | None = None
+    train_seconds: float = 0.0
+
+
+def cindex(events: np.ndarray, times: np.ndarray, risks: np.ndarray) -> float:
+    """Harrell's c-index (sksurv), NaN when no pair is comparable."""
+    try:
+        return float(concordance_index_censored(events.astype(bool), times, risks)[0])
+    except ValueError:  # all censored, < 2 samples, or no comparable pairs
+        return float("nan")
+
+
+def _inputs(
+    item: dict[str, Any], need_path: bool, need_omic: bool, dev: torch.device
+) -> tuple[torch.Tensor | None, list[torch.Tensor] | None]:
+    """Move one item's model inputs to the device."""
+    path = item["path"].to(dev) if need_path else None
+    omics = [o.to(dev) for o in item["omics"]] if need_omic else None
+    return path, omics
+
+
+def predict_case(
+    model: torch.nn.Module,
+    item: dict[str, Any],
+    need_path: bool,
+    need_omic: bool,
+    dev: torch.device,
+    fallbacks: list[str],
+) -> Any:
+    """Eval-mode forward on the whole bag; a GPU out-of-memory falls back to the CPU for this case.
+
+    Training caps bags at max_patches; evaluation sees every patch, so one huge case (100k
+    patches) may not fit on the GPU. That case is then scored on the CPU (same weights, same
+    result up to float rounding) and listed, instead of the job failing after training.
+    """
+    try:
+        return model(*_inputs(item, need_path, need_omic, dev))
+    except torch.cuda.OutOfMemoryError:
+        if dev.type == "cpu":
+            raise
+    case = item.get("case_id", "?")
+    n = int(item["path"].shape[0]) if need_path else 0
+    log.warning("case %s (%d patches): out of GPU memory at evaluation; scored on the CPU", case, n)
+    fallbacks.append(str(case))
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    cpu = torch.device("cpu")
+    model.to(cpu)
+    try:
+        res = model(*_inputs(item, need_path, need_omic, cpu))
+    finally:
+        model.to(dev)
+    return res
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ds: SurvivalDataset,
+    order: Sequence[int],
+    cfg: StepConfig,
+) -> EpochResult:
+    """One pass over `order` at batch size 1, accumulating gradients over grad_accum cases.
+
+    Each case adds (NLL + aux [+ l1_reg * sum|w|]) / grad_accum to the gradients; the optimizer
+    steps every grad_accum cases, and once more for a partial group at the end of the epoch.
+    """
+    model.train()
+    optimizer.zero_grad()
+    tot = surv_tot = aux_tot = 0.0
+    risk: dict[int, float] = {}
+    for step, i in enumerate(order, start=1):
+        item = ds[i]
+        path, omics = _inputs(item, cfg.need_path, cfg.need_omic, cfg.dev)
+        label = item["label"].view(1).to(cfg.dev)
+        res = model(path, omics, label=label) if cfg.takes_label else model(path, omics)
+        loss_surv = nll_surv_loss(
+            res.hazards,
+            label,
+            torch.tensor([item["event"]], device=cfg.dev),
+            alpha=cfg.alpha_surv,
+        )
+        loss = loss_surv + res.aux_loss
+        if cfg.l1_reg > 0:
+            loss = loss + cfg.l1_reg * sum(q.abs().sum() for q in model.parameters())
+        (loss / cfg.grad_accum).backward()
+        if step % cfg.grad_accum == 0:
+            optimizer.step()
+            optimizer.zero_grad()
+        tot += float(loss.detach())
+        surv_tot += float(loss_surv.detach())
+        aux_tot += float(res.aux_loss.detach())
+        risk[int(i)] = float(-res.surv.detach().sum())
+    if len(order) % cfg.grad_accum != 0:
+        optimizer.step()
+        optimizer.zero_grad()
+    n = len(order)
+    return EpochResult(loss=tot / n, loss_surv=surv_tot / n, loss_aux=aux_tot / n, risk=risk)
+
+
+def evaluate_loss(
+    model: torch.nn.Module,
+    ds: SurvivalDataset,
+    cfg: StepConfig,
+    fallbacks: list[str],
+) -> tuple[float, float]:
+    """Mean NLL survival loss and c-index of the model (eval mode) on a dataset."""
+    model.eval()
+    losses, risks = [], []
+    with torch.no_grad():
+        for i in range(len(ds)):
+            item = ds[i]
+            res = predict_case(model, item, cfg.need_path, cfg.need_omic, cfg.dev, fallbacks)
+            label = item["label"].view(1).to(res.hazards.device)
+            event = torch.tensor([item["event"]], device=res.hazards.device)
+            losses.append(float(nll_surv_loss(res.hazards, label, event, alpha=cfg.alpha_surv)))
+            risks.append(float(-res.surv.sum()))
+    return float(np.mean(losses)), cindex(ds.events, ds.times, np.asarray(risks))
+
+
+def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of the model's weights (to restore the selected epoch)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def fit_epochs(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    sampler: torch.utils.data.Sampler[int] | None,
+    ds_train: SurvivalDataset,
+    ds_val: SurvivalDataset | None,
+    cfg: StepConfig,
+    epochs: int,
+    fallbacks: list[str],
+) -> Fit:
+    """Train `epochs` epochs (sampler order, else a random permutation), logging each one.
+
+    With an inner-validation set, each epoch is scored on it and the lowest-NLL weights kept.
+    """
+    fit = Fit()
+    t_start = time.perf_counter()
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        order = list(sampler) if sampler is not None else torch.randperm(len(ds_train)).tolist()
+        ep = train_one_epoch(model, optimizer, ds_train, order, cfg)
+        idx = np.array(sorted(ep.risk))
+        train_ci = cindex(
+            ds_train.events[idx], ds_train.times[idx], np.array([ep.risk[k] for k in idx])
+        )
+        row = {
+            "epoch": epoch,
+            "loss": ep.loss,
+            "train_cindex": train_ci,
+            "seconds": time.perf_counter() - t0,
+            "loss_surv": ep.loss_surv,
+            "loss_aux": ep.loss_aux,
+        }
+        if ds_val is not None:
+            row["val_loss"], row["val_cindex"] = evaluate_loss(model, ds_val, cfg, fallbacks)
+            if fit.best is None or row["val_loss"] < fit.best[1]:
+                fit.best = (epoch, row["val_loss"], _state_copy(model))
+        fit.history.append(row)
+        log.info(
+            "epoch %d/%d loss %.4f (surv %.4f aux %.4f) train c-index %.3f %.1fs",
+            epoch + 1, epochs, row["loss"], row["loss_surv"], row["loss_aux"], train_ci,
+            row["seconds"],
+        )  # fmt: skip
+    fit.train_seconds = time.perf_counter() - t_start
+    return fit
+
+
+def select_weights(model: torch.nn.Module, fit: Fit, epochs: int) -> int:
+    """Load the weights model_selection chose (inner_val: the best epoch's); return the epoch."""
+    if fit.best is None:
+        return epochs - 1
+    model.load_state_dict(fit.best[2])
+    log.info("inner_val: epoch %d selected (validation NLL %.4f)", fit.best[0] + 1, fit.best[1])
+    return fit.best[0]
+
+
+def predict_fold(
+    model: torch.nn.Module,
+    ds: SurvivalDataset,
+    cfg: StepConfig,
+    n_bins: int,
+    fallbacks: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode hazards and survival, (n_cases, n_bins) float64 each, of every case in `ds`."""
+    model.eval()
+    hazards, survs = [], []
+    with torch.no_grad():
+        for i in range(len(ds)):
+            res = predict_case(model, ds[i], cfg.need_path, cfg.need_omic, cfg.dev, fallbacks)
+            hazards.append(res.hazards.squeeze(0).cpu().numpy())
+            survs.append(res.surv.squeeze(0).cpu().numpy())
+    haz = np.asarray(hazards, dtype=np.float64).reshape(-1, n_bins)
+    sv = np.asarray(survs, dtype=np.float64).reshape(-1, n_bins)
+    return haz, sv

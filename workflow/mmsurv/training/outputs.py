@@ -1,0 +1,138 @@
+"""What a fold job writes: predictions.parquet, train_log.tsv, checkpoint.pt, meta.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+import mmsurv
+from mmsurv.io import atomic_path, json_default, write_text_atomic
+from mmsurv.training.loop import Fit
+from mmsurv.training.setup import FoldCases, FoldData, FoldInputs, FoldJob
+
+__all__ = ["fold_meta", "fold_summary", "predictions_frame", "write_outputs"]
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the packages that determine the results."""
+    out = {"python": platform.python_version(), "mmsurv": mmsurv.__version__}
+    for pkg in ("torch", "numpy", "pandas", "pot", "scikit-survival", "h5py"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def predictions_frame(
+    job: FoldJob,
+    cases: FoldCases,
+    data: FoldData,
+    inputs: FoldInputs,
+    haz: np.ndarray,
+    sv: np.ndarray,
+) -> pd.DataFrame:
+    """The held-out fold's predictions table (the contract the evaluation stage reads)."""
+    n_bins = job.p["n_bins"]
+    pred = pd.DataFrame({"case_id": cases.test_ids, "fold": job.fold, "risk": -sv.sum(axis=1)})
+    for j in range(n_bins):
+        pred[f"hazard_{j}"] = haz[:, j]
+    for j in range(n_bins):
+        pred[f"surv_{j}"] = sv[:, j]
+    test_events = data.ds_test.events
+    pred["survival_months"] = data.ds_test.times
+    pred["event"] = test_events
+    pred["censorship"] = (~test_events).astype(np.int64)  # MCAT's convention, I/O only
+    pred["model"] = job.model_name
+    pred["cohort"] = job.cohort
+    pred["model_selection"] = job.p["model_selection"]
+    pred["encoder_weights"] = inputs.encoder_weights
+    return pred
+
+
+def fold_meta(
+    job: FoldJob,
+    cases: FoldCases,
+    data: FoldData,
+    inputs: FoldInputs,
+    *,
+    model_kwargs: dict[str, Any],
+    fit: Fit,
+    selected_epoch: int,
+    fallbacks: list[str],
+    test_ci: float,
+) -> dict[str, Any]:
+    """meta.json: what was trained on what, how, with which result and package versions."""
+    p = job.p
+    return {
+        "cohort": job.cohort,
+        "model": job.model_name,
+        "fold": job.fold,
+        "seed": job.seed,
+        "device": str(job.dev),
+        "params": p,
+        "model_kwargs_resolved": model_kwargs,
+        "bin_edges": data.edges.tolist(),
+        "n_train": len(cases.train_ids),
+        "n_test": len(cases.test_ids),
+        "train_case_ids": cases.train_ids,
+        "test_case_ids": cases.test_ids,
+        "encoder": inputs.encoder,
+        "encoder_weights": inputs.encoder_weights,
+        "model_selection": p["model_selection"],
+        "selected_epoch": selected_epoch,
+        "inner_val_case_ids": cases.train_ids[cases.n_fit :],
+        "epochs_trained": p["epochs"],
+        "train_seconds": fit.train_seconds,
+        "eval_cpu_fallback_cases": sorted(set(fallbacks)),
+        "missing_modality": p["missing_modality"],
+        "excluded_cases": dict(sorted(cases.excluded.items())),
+        "test_cindex": None if math.isnan(test_ci) else test_ci,
+        "standardizer": None if inputs.scaler is None else inputs.scaler.to_dict(),
+        "versions": _versions(),
+    }
+
+
+def write_outputs(
+    job: FoldJob,
+    pred: pd.DataFrame,
+    history: list[dict[str, float]],
+    model: torch.nn.Module,
+    meta: dict[str, Any],
+) -> None:
+    """Write the fold's four output files, each atomically."""
+    out = job.out
+    with atomic_path(out / "predictions.parquet") as tmp:
+        pred.to_parquet(tmp, engine="pyarrow", index=False)
+    with atomic_path(out / "train_log.tsv") as tmp:
+        pd.DataFrame(history).to_csv(tmp, sep="\t", index=False)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(out / "checkpoint.pt") as tmp:
+        torch.save({"model_name": job.model_name, "state_dict": state, "meta": meta}, tmp)
+    write_text_atomic(out / "meta.json", json.dumps(meta, indent=2, default=json_default))
+
+
+def fold_summary(
+    job: FoldJob, cases: FoldCases, fit: Fit, fallbacks: list[str], test_ci: float
+) -> dict[str, Any]:
+    """The summary train_fold returns (one row of a run overview)."""
+    return {
+        "cohort": job.cohort,
+        "model": job.model_name,
+        "fold": job.fold,
+        "seed": job.seed,
+        "test_cindex": test_ci,
+        "n_train": len(cases.train_ids),
+        "n_test": len(cases.test_ids),
+        "final_loss": fit.history[-1]["loss"] if fit.history else math.nan,
+        "train_seconds": fit.train_seconds,
+        "eval_cpu_fallback_cases": sorted(set(fallbacks)),
+        "out_dir": str(job.out),
+    }

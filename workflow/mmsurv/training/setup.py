@@ -1,0 +1,311 @@
+"""Set-up of one fold job: its cases, inputs, datasets and model, before the first epoch."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmsurv.bags.data import BagStore, bag_attrs, make_folds, read_splits
+from mmsurv.bags.omics import Standardizer, read_families_json
+from mmsurv.models import create_model, model_class
+from mmsurv.training.dataset import SurvivalDataset, discretize, time_bin_edges
+
+# One logger for the stage's job log, named as before the stage was split into modules.
+log = logging.getLogger("mmsurv.training.train")
+
+__all__ = [
+    "FoldCases",
+    "FoldData",
+    "FoldInputs",
+    "FoldJob",
+    "build_datasets",
+    "build_model",
+    "check_bags",
+    "load_inputs",
+    "make_optimizer",
+    "resolve_device",
+    "seed_everything",
+    "select_cases",
+]
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """What one job trains: cohort x model x fold, its input files, params, seed and device."""
+
+    cohort: str
+    model_name: str
+    fold: int
+    seed: int
+    dev: torch.device
+    out: Path
+    p: dict[str, Any]  # resolved params (resolve_params)
+    modalities: frozenset[str]
+    bags_h5: str | None
+    omics_parquet: str
+    families_json: str
+    clinical_tsv: str
+    splits_tsv: str
+
+    @property
+    def need_path(self) -> bool:
+        """Whether the model reads the pathology patch bags."""
+        return "path" in self.modalities
+
+    @property
+    def need_omic(self) -> bool:
+        """Whether the model reads the gene-family omics."""
+        return "omic" in self.modalities
+
+
+@dataclass(frozen=True)
+class FoldCases:
+    """The job's cases: training (inner-validation ones last), held-out test, and excluded."""
+
+    train_ids: list[str]
+    test_ids: list[str]
+    n_val: int  # inner_val: the last n_val training cases only select the epoch
+    excluded: dict[str, str]  # case -> why the model cannot use it (missing_modality exclude)
+
+    @property
+    def n_fit(self) -> int:
+        """Number of training cases the optimizer sees."""
+        return len(self.train_ids) - self.n_val
+
+
+@dataclass
+class FoldInputs:
+    """The model inputs read for the job: omics blocks and scaler, the open bag store."""
+
+    omic_sizes: list[int]
+    omics_blocks: list[np.ndarray] | None = None
+    scaler: Standardizer | None = None
+    store: BagStore | None = None
+    encoder: str = "none"
+    encoder_weights: str = "none"
+    path_dim: int | None = None
+
+
+@dataclass(frozen=True)
+class FoldData:
+    """Bin edges (training cases only) and the fit, inner-validation and test datasets."""
+
+    edges: np.ndarray
+    ds_train: SurvivalDataset
+    ds_val: SurvivalDataset | None
+    ds_test: SurvivalDataset
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) RNGs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' → CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _lacking_modality(
+    case_ids: list[str], need_path: bool, need_omic: bool, omics_parquet: str, bags_h5: str | None
+) -> dict[str, str]:
+    """Cases the model cannot use, with the reason (no omics row / no or an empty patch bag)."""
+    lacking: dict[str, str] = {}
+    if need_omic:
+        have = set(pd.read_parquet(omics_parquet).index.astype(str))
+        lacking.update({c: "no omics" for c in case_ids if c not in have})
+    if need_path and bags_h5 is not None:
+        with BagStore(bags_h5) as store:
+            for c in case_ids:
+                if c not in lacking and (c not in store or store.n_patches(c) == 0):
+                    lacking[c] = "no patches"
+    return lacking
+
+
+def _inner_split(
+    clinical: pd.DataFrame, train_ids: list[str], fraction: float, seed: int
+) -> tuple[list[str], int]:
+    """Reorder the training cases as inner-train + inner-validation; return them and n_val.
+
+    The inner split is one fold of a stratified (event × time quartile) K-fold over the
+    training cases with K = round(1 / fraction), from the training seed.
+    """
+    k = max(2, round(1 / fraction))
+    if len(train_ids) < 2 * k:
+        raise ValueError(
+            f"model_selection inner_val: {len(train_ids)} training cases are too few for an "
+            f"inner split of 1/{k}; use model_selection last_epoch"
+        )
+    inner = make_folds(clinical.loc[train_ids], n_folds=k, seed=seed)
+    val = set(inner.loc[inner["fold"] == 0, "case_id"])
+    return [c for c in train_ids if c not in val] + [c for c in train_ids if c in val], len(val)
+
+
+def _exclude_lacking(
+    job: FoldJob, train_ids: list[str], test_ids: list[str]
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """missing_modality exclude: drop the cases the model cannot use, and name them."""
+    excluded = _lacking_modality(
+        train_ids + test_ids, job.need_path, job.need_omic, job.omics_parquet, job.bags_h5
+    )
+    if excluded:
+        log.warning(
+            "%s %s fold %d: %d case(s) without the model's modalities are left out "
+            "(missing_policy keep_unimodal): %s",
+            job.cohort, job.model_name, job.fold, len(excluded), sorted(excluded)[:20],
+        )  # fmt: skip
+        train_ids = [c for c in train_ids if c not in excluded]
+        test_ids = [c for c in test_ids if c not in excluded]
+    if not test_ids:
+        raise ValueError(
+            f"{job.splits_tsv}: fold {job.fold} has no case that model {job.model_name!r} can "
+            f"use (it needs {sorted(job.modalities)})"
+        )
+    return train_ids, test_ids, excluded
+
+
+def select_cases(job: FoldJob, clinical: pd.DataFrame) -> FoldCases:
+    """Split the cases into training (inner validation last) and the held-out fold."""
+    fold = job.fold
+    splits = read_splits(job.splits_tsv)
+    if fold not in set(splits["fold"]):
+        raise ValueError(
+            f"{job.splits_tsv}: fold {fold} not present (folds {sorted(set(splits.fold))})"
+        )
+    no_label = [c for c in splits["case_id"] if c not in clinical.index]
+    if no_label:
+        raise ValueError(f"{job.clinical_tsv}: no survival data for split cases {no_label[:20]}")
+    train_ids = splits.loc[splits["fold"] != fold, "case_id"].tolist()
+    test_ids = splits.loc[splits["fold"] == fold, "case_id"].tolist()
+    excluded: dict[str, str] = {}
+    if job.p["missing_modality"] == "exclude":
+        train_ids, test_ids, excluded = _exclude_lacking(job, train_ids, test_ids)
+    if not train_ids:
+        raise ValueError(f"{job.splits_tsv}: no training cases outside fold {fold}")
+    n_val = 0
+    if job.p["model_selection"] == "inner_val":
+        train_ids, n_val = _inner_split(clinical, train_ids, job.p["inner_val_fraction"], job.seed)
+    return FoldCases(train_ids=train_ids, test_ids=test_ids, n_val=n_val, excluded=excluded)
+
+
+def _load_omics(
+    omics_parquet: str, families: dict[str, list[str]], case_ids: list[str], train_ids: list[str]
+) -> tuple[list[np.ndarray], Standardizer]:
+    """Standardise the family columns with training statistics; return per-family blocks."""
+    table = pd.read_parquet(omics_parquet)
+    table.index = table.index.astype(str)
+    absent = [c for c in case_ids if c not in table.index]
+    if absent:
+        raise ValueError(f"{omics_parquet}: no omics for cases {absent[:20]} (model needs omics)")
+    columns = list(dict.fromkeys(c for cols in families.values() for c in cols))
+    missing_cols = [c for c in columns if c not in table.columns]
+    if missing_cols:
+        raise ValueError(f"{omics_parquet}: family columns missing: {missing_cols[:20]}")
+    scaler = Standardizer().fit(table.loc[train_ids, columns])
+    z = scaler.transform(table.loc[case_ids, columns])
+    return [z[cols].to_numpy(dtype=np.float32) for cols in families.values()], scaler
+
+
+def load_inputs(job: FoldJob, cases: FoldCases) -> FoldInputs:
+    """Read the omics (standardised on the training cases) and open the bags the model reads.
+
+    The caller closes `store` (it is open only when the model reads pathology).
+    """
+    families = read_families_json(job.families_json)
+    inputs = FoldInputs(omic_sizes=[len(cols) for cols in families.values()])
+    if job.need_omic:
+        inputs.omics_blocks, inputs.scaler = _load_omics(
+            job.omics_parquet, families, cases.train_ids + cases.test_ids, cases.train_ids
+        )
+    if job.need_path:
+        if job.bags_h5 is None:
+            raise ValueError(f"model {job.model_name!r} needs pathology but bags_h5 is None")
+        attrs = bag_attrs(job.bags_h5)
+        inputs.encoder = str(attrs.get("encoder", "unknown"))
+        inputs.encoder_weights = str(attrs.get("weights", "unknown"))
+        inputs.path_dim = int(attrs["feature_dim"]) if "feature_dim" in attrs else None
+        inputs.store = BagStore(job.bags_h5)
+    return inputs
+
+
+def check_bags(store: BagStore, case_ids: list[str], bags_h5: str) -> None:
+    """Every case must have a non-empty bag when the model reads pathology."""
+    absent = [c for c in case_ids if c not in store]
+    if absent:
+        raise ValueError(f"{bags_h5}: no patch bag for cases {absent[:20]} (model needs pathology)")
+    empty = [c for c in case_ids if store.n_patches(c) == 0]
+    if empty:
+        raise ValueError(f"{bags_h5}: cases with 0 patches {empty[:20]} (model needs pathology)")
+
+
+def build_datasets(
+    p: dict[str, Any], clinical: pd.DataFrame, cases: FoldCases, inputs: FoldInputs
+) -> FoldData:
+    """Bin the times on the training cases and build the fit, inner-validation and test sets."""
+    train_ids, test_ids = cases.train_ids, cases.test_ids
+    n_train = len(train_ids)
+    times = clinical.loc[train_ids + test_ids, "survival_months"].to_numpy(dtype=float)
+    events = clinical.loc[train_ids + test_ids, "event"].to_numpy(dtype=bool)
+    # Bins from the training cases only (MCAT fits them on all patients: a test-fold leak).
+    edges = time_bin_edges(times[:n_train], events[:n_train], p["n_bins"])
+    labels = discretize(times, edges)
+    blocks = inputs.omics_blocks
+
+    def dataset(sl: slice, ids: list[str], training: bool) -> SurvivalDataset:
+        return SurvivalDataset(
+            ids,
+            labels=labels[sl],
+            events=events[sl],
+            times=times[sl],
+            bags=inputs.store,
+            omics=None if blocks is None else [b[sl] for b in blocks],
+            training=training,
+            max_patches=p["max_patches"],
+        )
+
+    n_fit = cases.n_fit
+    return FoldData(
+        edges=edges,
+        ds_train=dataset(slice(0, n_fit), train_ids[:n_fit], True),
+        ds_val=dataset(slice(n_fit, n_train), train_ids[n_fit:], False) if cases.n_val else None,
+        ds_test=dataset(slice(n_train, None), test_ids, False),
+    )
+
+
+def build_model(job: FoldJob, inputs: FoldInputs) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Create the model on the job's device; return it and the keyword arguments it got."""
+    p, path_dim = job.p, inputs.path_dim
+    kwargs: dict[str, Any] = {"n_bins": p["n_bins"], "omic_sizes": inputs.omic_sizes}
+    if path_dim is not None:
+        kwargs["path_dim"] = path_dim
+    if "lambda_sim" in inspect.signature(model_class(job.model_name)).parameters:
+        kwargs["lambda_sim"] = p["lambda_sim"]
+    user_kwargs = p["model_kwargs"]
+    if path_dim is not None and "path_dim" in user_kwargs and user_kwargs["path_dim"] != path_dim:
+        raise ValueError(
+            f"model_kwargs.path_dim={user_kwargs['path_dim']} but the bags have dim {path_dim}"
+        )
+    kwargs.update(user_kwargs)
+    return create_model(job.model_name, **kwargs).to(job.dev), kwargs
+
+
+def make_optimizer(model: torch.nn.Module, p: dict[str, Any]) -> torch.optim.Optimizer:
+    """Adam over the trainable parameters, with the params' lr and weight decay."""
+    return torch.optim.Adam(
+        (q for q in model.parameters() if q.requires_grad),
+        lr=p["lr"],
+        weight_decay=p["weight_decay"],
+    )
