@@ -68,6 +68,7 @@ def make_cohort_splits(
     require_slides: bool = True,
     user_split_csvs: Sequence[PathLike] | None = None,
     complete_cases: bool = True,
+    cohort: str | None = None,
 ) -> pd.DataFrame:
     """Folds over the cases with every required modality: stratified here, or the user's CSVs.
 
@@ -76,8 +77,13 @@ def make_cohort_splits(
     `splits_{k}.csv`, `val` of split k = fold k) are kept as given, so such a case is an error.
     `complete_cases=False` (missing_policy keep_unimodal) folds every case with survival and at
     least one of slides/omics; each training job then keeps the cases its model can use.
+    ``cohort`` names the cohort in messages (default: the folder of ``out_tsv``). A held-out
+    fold without an event (or without a comparable pair) is logged as a warning: its c-index
+    is undefined, and the tables show it as NaN.
     """
     from mmsurv.bags.data import make_folds, read_clinical, write_splits
+
+    cohort = cohort or Path(out_tsv).parent.name
 
     clinical = read_clinical(clinical_tsv)
     omics_cases = set(pd.read_parquet(omics_parquet).index.astype(str))
@@ -124,12 +130,46 @@ def make_cohort_splits(
                 )
         if len(have) < n_folds:
             raise ValueError(
-                f"{clinical_tsv}: only {len(have)} case(s) have {', '.join(by_source)}; "
-                f"cannot make {n_folds} folds"
+                f"cohort {cohort}: splits.n_folds={n_folds} but only {len(have)} case(s) have "
+                f"{', '.join(by_source)} ({clinical_tsv}); each held-out fold needs at least one "
+                f"case: lower splits.n_folds to at most {len(have)} or add cases"
             )
         splits = make_folds(clinical.loc[sorted(have)], n_folds=n_folds, seed=seed)
+    warn_undefined_folds(splits, clinical, cohort)
     write_splits(splits, out_tsv)
     log.info(
         "%d cases in %d folds: %s", len(splits), n_folds, splits["fold"].value_counts().to_dict()
     )
     return splits
+
+
+def _has_comparable_pair(time: np.ndarray, event: np.ndarray) -> bool:
+    """Whether Harrell's c-index is defined: an event before another time (or a tied censoring)."""
+    return any(((time > t) | ((time == t) & ~event)).any() for t in np.unique(time[event]))
+
+
+def warn_undefined_folds(splits: pd.DataFrame, clinical: pd.DataFrame, cohort: str) -> list[int]:
+    """Warn for each held-out fold whose c-index will be undefined; return those folds."""
+    labels = clinical.reindex(splits["case_id"].astype(str))
+    labels = labels.assign(fold=splits["fold"].to_numpy()).dropna(subset=["event"])
+    undefined = []
+    for fold, g in labels.groupby("fold", sort=True):
+        event = g["event"].to_numpy(dtype=bool)
+        time = g["survival_months"].to_numpy(dtype=float)
+        if not event.any():
+            why = f"no event among its {len(g)} held-out cases"
+        elif not _has_comparable_pair(time, event):
+            why = (
+                f"no comparable pair among its {len(g)} held-out cases "
+                "(no event precedes another time)"
+            )
+        else:
+            continue
+        log.warning(
+            "cohort %s fold %d: %s; its c-index is undefined (NaN in the tables)",
+            cohort,
+            fold,
+            why,
+        )
+        undefined.append(int(fold))
+    return undefined

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from sksurv.exceptions import NoComparablePairException
 
-from mmsurv.evaluate.stats import concordance_index
+from mmsurv.evaluate.stats import (
+    SurvivalInputError,
+    _as_bool,
+    _as_finite_float,
+    concordance_index,
+)
 from mmsurv.io import write_text_atomic
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PREDICTION_COLUMNS",
@@ -18,6 +28,9 @@ __all__ = [
     "fold_cindex",
     "provenance_rst",
     "summarize_cindex",
+    "undefined_cells",
+    "undefined_fold_clauses",
+    "undefined_fold_notes",
     "write_cindex_tables",
 ]
 
@@ -34,6 +47,7 @@ PREDICTION_COLUMNS = (
 )
 RANDOM_INIT = "random-init"
 MISSING_CELL = "—"
+UNDEFINED_MARK = "†"  # marks a mean ± std over fewer folds: some fold's c-index is undefined
 
 
 def _require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -54,7 +68,8 @@ def fold_cindex(predictions: pd.DataFrame) -> pd.DataFrame:
 
     Returns columns cohort, model, fold, cindex, n, n_events, plus the provenance columns
     model_selection and encoder_weights (distinct values in the group, '; '-joined) so that
-    tables written from it can state them.
+    tables written from it can state them. A fold whose c-index is undefined (no event among
+    its held-out cases, or no comparable pair) gets NaN and a logged warning; bad inputs raise.
     """
     _require_columns(predictions, PREDICTION_COLUMNS, "predictions")
     dup = predictions.duplicated(["cohort", "model", "case_id"], keep=False)
@@ -67,11 +82,19 @@ def fold_cindex(predictions: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (cohort, model, fold), g in predictions.groupby(["cohort", "model", "fold"], sort=True):
         try:
-            cidx = concordance_index(
-                g["survival_months"].to_numpy(), g["event"].to_numpy(), g["risk"].to_numpy()
-            )
+            cidx = _fold_value(g)
         except ValueError as err:
             raise type(err)(f"cohort={cohort} model={model} fold={fold}: {err}") from err
+        if math.isnan(cidx):
+            log.warning(
+                "cohort=%s model=%s fold=%s: c-index undefined (%s among its %d held-out "
+                "cases); NaN in the tables",
+                cohort,
+                model,
+                fold,
+                "no event" if not g["event"].astype(bool).any() else "no comparable pair",
+                len(g),
+            )
         rows.append(
             {
                 "cohort": cohort,
@@ -97,6 +120,22 @@ def fold_cindex(predictions: pd.DataFrame) -> pd.DataFrame:
             "encoder_weights",
         ],
     )
+
+
+def _fold_value(g: pd.DataFrame) -> float:
+    """c-index of one fold's held-out cases; NaN when undefined (no event, no comparable pair)."""
+    _as_finite_float(g["survival_months"].to_numpy(), "time")
+    _as_finite_float(g["risk"].to_numpy(), "risk")
+    if not _as_bool(g["event"].to_numpy(), "event").any() or len(g) < 2:
+        return math.nan  # all censored, or a single held-out case: no pair to compare
+    try:
+        return concordance_index(
+            g["survival_months"].to_numpy(), g["event"].to_numpy(), g["risk"].to_numpy()
+        )
+    except SurvivalInputError as err:
+        if isinstance(err.__cause__, NoComparablePairException):
+            return math.nan
+        raise
 
 
 def _ordered(present: Sequence[str], order: Sequence[str] | None, what: str) -> list[str]:
@@ -128,7 +167,9 @@ def summarize_cindex(
 
     Columns: cohort, model, mean, std (``ddof``; 1 = sample std over folds), n_folds, ddof and
     ``cell`` ("0.731 ± 0.034"). Models outside ``model_order`` are left out (the caller picks
-    the rows, e.g. Table 1 vs Table 2); named models or cohorts without results raise.
+    the rows, e.g. Table 1 vs Table 2); named models or cohorts without results raise. Folds
+    with an undefined (NaN) c-index are left out of mean, std and n_folds; the cell then ends
+    in † (see :func:`undefined_fold_notes`), and reads "—†" when no fold is defined.
     """
     _require_columns(per_fold, ["cohort", "model", "fold", "cindex"], "per_fold")
     models = _ordered(per_fold["model"].unique().tolist(), model_order, "model")
@@ -136,7 +177,7 @@ def summarize_cindex(
     sub = per_fold[per_fold["model"].isin(models) & per_fold["cohort"].isin(cohorts)]
     agg = (
         sub.groupby(["cohort", "model"])["cindex"]
-        .agg(mean="mean", std=lambda s: s.std(ddof=ddof), n_folds="count")
+        .agg(mean="mean", std=lambda s: s.std(ddof=ddof), n_folds="count", n_rows="size")
         .reset_index()
     )
     agg["ddof"] = ddof
@@ -145,7 +186,13 @@ def summarize_cindex(
     agg = agg.sort_values(["cohort", "model"]).reset_index(drop=True)
     agg["cohort"] = agg["cohort"].astype(str)
     agg["model"] = agg["model"].astype(str)
-    agg["cell"] = [_cell(m, s, decimals) for m, s in zip(agg["mean"], agg["std"], strict=True)]
+    agg["cell"] = [
+        (_cell(m, s, decimals) if np.isfinite(m) else MISSING_CELL)
+        + (UNDEFINED_MARK if n < n_rows else "")
+        for m, s, n, n_rows in zip(
+            agg["mean"], agg["std"], agg["n_folds"], agg["n_rows"], strict=True
+        )
+    ]
     return agg[["cohort", "model", "mean", "std", "n_folds", "ddof", "cell"]]
 
 
@@ -235,12 +282,93 @@ def derive_notes(
         if policies:
             out.append(f"model selection: {', '.join(policies)}")
     if "std" not in text:
-        n_folds = per_fold.groupby(["cohort", "model"])["fold"].nunique()
+        n_folds = _defined(per_fold).groupby(["cohort", "model"])["fold"].nunique()
         folds = sorted(n_folds.unique())
         nf = "/".join(map(str, folds))
         kind = "sample std" if ddof == 1 else "std"
         out.append(f"std: {kind} over {nf} folds (ddof={ddof})")
+    out += [n for n in undefined_fold_notes(per_fold) if n not in out]
     return out
+
+
+def _defined(per_fold: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``per_fold`` with a defined c-index (all rows when it has no cindex column)."""
+    return per_fold[per_fold["cindex"].notna()] if "cindex" in per_fold.columns else per_fold
+
+
+def undefined_cells(per_fold: pd.DataFrame) -> set[tuple[str, str]]:
+    """(model, cohort) pairs with a fold whose c-index is undefined (NaN): their cells get †."""
+    if "cindex" not in per_fold.columns:
+        return set()
+    bad = per_fold[per_fold["cindex"].isna()]
+    return {(str(m), str(c)) for m, c in zip(bad["model"], bad["cohort"], strict=True)}
+
+
+def _span(values: pd.Series) -> str:
+    """'3' when all values are equal, else 'lo–hi'."""
+    lo, hi = int(values.min()), int(values.max())
+    return str(hi) if lo == hi else f"{lo}–{hi}"
+
+
+def _why_undefined(fold: int, rows: pd.DataFrame, models: set[str]) -> str:
+    """'fold 1 has no event among its 12 held-out cases' (+ the models when not all of them)."""
+    cases = (
+        f" its {_span(rows['n'])} held-out cases" if "n" in rows.columns else " its held-out cases"
+    )
+    if "n_events" not in rows.columns:
+        text = f"fold {fold} has an undefined c-index"
+    elif (rows["n_events"] == 0).all():
+        text = f"fold {fold} has no event among{cases}"
+    elif (rows["n_events"] > 0).all():
+        text = f"fold {fold} has no comparable pair among{cases} (no event precedes another time)"
+    else:
+        text = f"fold {fold} has no event or no comparable pair among{cases}"
+    hit = set(rows["model"].astype(str))
+    if hit != models:
+        text += f" (for {', '.join(sorted(hit))})"
+    return text
+
+
+def undefined_fold_clauses(per_fold: pd.DataFrame) -> dict[str, list[str]]:
+    """{cohort: ['fold 1 has no event among its 12 held-out cases', ...]} for NaN c-index folds.
+
+    ``per_fold`` as :func:`fold_cindex` returns it (n and n_events name the reason when present).
+    """
+    if "cindex" not in per_fold.columns or not per_fold["cindex"].isna().any():
+        return {}
+    out = {}
+    for cohort in dict.fromkeys(per_fold["cohort"]):
+        cf = per_fold[per_fold["cohort"] == cohort]
+        bad = cf[cf["cindex"].isna()]
+        if not bad.empty:
+            models = set(cf["model"].astype(str))
+            folds = sorted(set(bad["fold"]))
+            out[str(cohort)] = [
+                _why_undefined(int(k), bad[bad["fold"] == k], models) for k in folds
+            ]
+    return out
+
+
+def undefined_fold_notes(per_fold: pd.DataFrame) -> list[str]:
+    """One † note per cohort with folds whose c-index is undefined: which, why, how many are left.
+
+    ``per_fold`` as :func:`fold_cindex` returns it; [] when every fold's c-index is defined.
+    """
+    notes = []
+    for cohort, parts in undefined_fold_clauses(per_fold).items():
+        defined = per_fold[per_fold["cohort"] == cohort].groupby("model")["cindex"].count()
+        span = _span(defined)
+        rest = (
+            "no fold is left for mean ± std (—)"
+            if defined.max() == 0
+            else f"mean ± std over the other {span} fold{'' if span == '1' else 's'}"
+        )
+        notes.append(
+            f"{UNDEFINED_MARK} {cohort}: {', '.join(parts)}, so "
+            f"{'its' if len(parts) == 1 else 'their'} c-index is undefined "
+            f"(NaN in the per-fold table); {rest}"
+        )
+    return notes
 
 
 def provenance_rst(frame: pd.DataFrame) -> str:

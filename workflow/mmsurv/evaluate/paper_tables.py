@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,11 +12,13 @@ import pandas as pd
 from mmsurv.evaluate.cindex_tables import (
     _MD_MARK,
     MISSING_CELL,
+    UNDEFINED_MARK,
     _cell,
     _require_columns,
     derive_notes,
     display_ranks,
     summarize_cindex,
+    undefined_cells,
 )
 from mmsurv.io import write_text_atomic
 from mmsurv.model_catalog import model_inputs
@@ -200,9 +202,16 @@ def _pm(mean: float, std: float, decimals: int) -> str:
 
 
 def _grid(
-    long: pd.DataFrame, spec: PaperTable, cohorts: Sequence[str], decimals: int
+    long: pd.DataFrame,
+    spec: PaperTable,
+    cohorts: Sequence[str],
+    decimals: int,
+    flagged: Collection[tuple[str, str]] = (),
 ) -> tuple[list[str], list[list[tuple[str, int]]]]:
-    """Model display names and, per row, (text, rank) cells in column order, renderer-neutral."""
+    """Model display names and, per row, (text, rank) cells in column order, renderer-neutral.
+
+    Our cells of the (model, cohort) pairs in ``flagged`` end in † (a fold's c-index undefined).
+    """
     pub = _has_published(long)
     models = list(dict.fromkeys(long["model"]))
     names, rows = [], []
@@ -220,7 +229,8 @@ def _grid(
                     cells += [(MISSING_CELL, 0), (MISSING_CELL, 0)]
                 continue
             r = m.loc[cohort]
-            cells.append((_pm(r["mean"], r["std"], decimals), int(r["rank"])))
+            mark = UNDEFINED_MARK if (model, cohort) in flagged else ""
+            cells.append((_pm(r["mean"], r["std"], decimals) + mark, int(r["rank"])))
             if pub:
                 cells.append((_pm(r["paper_mean"], r["paper_std"], decimals), 0))
                 cells.append((_fmt_delta(r["delta"], decimals), 0))
@@ -235,8 +245,12 @@ def render_markdown(
     cohort_order: Sequence[str],
     notes: Sequence[str] = (),
     decimals: int = 3,
+    flagged: Collection[tuple[str, str]] = (),
 ) -> str:
-    """GitHub Markdown of a paper table: best **bold**, second <u>underlined</u>, notes below."""
+    """GitHub Markdown of a paper table: best **bold**, second <u>underlined</u>, notes below.
+
+    ``flagged``: (model, cohort) cells to mark † (see :func:`cindex_tables.undefined_cells`).
+    """
     pub = _has_published(long)
     header = ["Method"] + (["P", "G"] if spec.modality_columns else [])
     for cohort in cohort_order:
@@ -251,7 +265,7 @@ def render_markdown(
         n_mod = 2 if spec.modality_columns else 0
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join([":---"] + [":---:"] * (len(header) - 1)) + "|")
-        names, rows = _grid(long, spec, cohort_order, decimals)
+        names, rows = _grid(long, spec, cohort_order, decimals, flagged)
         for name, cells in zip(names, rows, strict=True):
             texts = [
                 _MD_MARK[rank].format(text) if i >= n_mod else text
@@ -284,6 +298,7 @@ _TEX_ESCAPE = {
     "≤": r"$\leq$",
     "≥": r"$\geq$",
     "×": r"$\times$",
+    "†": r"$^{\dagger}$",
 }
 
 
@@ -303,10 +318,12 @@ def render_latex(
     notes: Sequence[str] = (),
     decimals: int = 3,
     label: str | None = None,
+    flagged: Collection[tuple[str, str]] = (),
 ) -> str:
     """A booktabs ``table`` of a paper table: best \\textbf, second \\underline, notes below.
 
-    Needs ``\\usepackage{booktabs}`` and ``\\usepackage{amssymb}`` (for \\checkmark).
+    ``flagged`` as :func:`render_markdown`. Needs ``\\usepackage{booktabs}`` and
+    ``\\usepackage{amssymb}`` (for \\checkmark).
     """
     pub = _has_published(long)
     n_mod = 2 if spec.modality_columns else 0
@@ -344,7 +361,7 @@ def render_latex(
         out.append("    " + " ".join(rules))
         out.append("    " + " & ".join(sub) + r" \\")
         out.append(r"    \midrule")
-        names, rows = _grid(long, spec, cohort_order, decimals)
+        names, rows = _grid(long, spec, cohort_order, decimals, flagged)
         for name, cells in zip(names, rows, strict=True):
             texts = [
                 _TEX_MARK[rank].format(tex_escape(text)) if i >= n_mod else tex_escape(text)
@@ -378,7 +395,8 @@ def write_paper_table(
     """Write one paper table as long-form CSV, Markdown and LaTeX (atomically); return it.
 
     Notes: ``notes`` plus :func:`derive_notes` (random-init encoders, selection policy, std
-    definition) and, with published numbers, where they come from and what delta means.
+    definition, † folds with an undefined c-index) and, with published numbers, where they
+    come from and what delta means.
     """
     long = paper_table(
         per_fold,
@@ -411,7 +429,12 @@ def write_paper_table(
             all_notes.append(f"no published column mapped for {', '.join(unmapped)}")
     csv_text = long.to_csv(index=False, float_format="%.6f")
     write_text_atomic(out_csv, csv_text)
-    kw = {"cohort_order": cohort_order, "notes": all_notes, "decimals": decimals}
+    kw = {
+        "cohort_order": cohort_order,
+        "notes": all_notes,
+        "decimals": decimals,
+        "flagged": undefined_cells(shown),
+    }
     write_text_atomic(out_md, render_markdown(long, spec, **kw))
     write_text_atomic(out_tex, render_latex(long, spec, **kw))
     return long

@@ -18,7 +18,7 @@ from mmsurv.evaluate.cindex_tables import (
     write_cindex_tables,
 )
 from mmsurv.evaluate.metrics import evaluate_predictions
-from mmsurv.evaluate.metrics_table import metrics_markdown
+from mmsurv.evaluate.metrics_table import metrics_markdown, no_event_folds
 from mmsurv.evaluate.paper_tables import PAPER_TABLES, read_published, write_paper_table
 from mmsurv.evaluate.stats import km_groups
 from mmsurv.io import atomic_path, json_default, write_text_atomic
@@ -37,7 +37,8 @@ def read_predictions(files: Sequence[PathLike]) -> pd.DataFrame:
 
 def _cindex_notes(per_fold: pd.DataFrame, policies: list[str], *, ddof: int) -> list[str]:
     """Table notes: the model-selection policy and how many folds each mean ± std is over."""
-    n_folds = per_fold.groupby(["cohort", "model"])["fold"].nunique()
+    defined = per_fold[per_fold["cindex"].notna()] if "cindex" in per_fold else per_fold
+    n_folds = defined.groupby(["cohort", "model"])["fold"].nunique()
     lo, hi = (int(n_folds.min()), int(n_folds.max())) if len(n_folds) else (0, 0)
     return [
         f"model selection: {', '.join(policies)} (the held-out fold never picks an epoch)",
@@ -61,11 +62,13 @@ def write_cindex_outputs(
 
     ``out_prov``: where to write the reStructuredText provenance line the report caption
     includes (encoder weights, selection policy and folds as read from the predictions).
+    A fold whose c-index is undefined (no event held out) reads NaN in the TSV; the table
+    averages the other folds and says so in a † note.
     """
     preds = read_predictions(prediction_files)
     per_fold = fold_cindex(preds)
     with atomic_path(folds_tsv) as tmp:
-        per_fold.to_csv(tmp, sep="\t", index=False)
+        per_fold.to_csv(tmp, sep="\t", index=False, na_rep="NaN")  # NaN: undefined c-index
     if out_prov is not None:
         write_text_atomic(out_prov, provenance_rst(preds))
     notes = _cindex_notes(per_fold, sorted(set(preds["model_selection"])), ddof=1)
@@ -231,10 +234,11 @@ def write_metrics_outputs(
         grouped.setdefault(key, []).append(str(row.model))
     for (head, note), models in grouped.items():
         notes.append(f"{head} ({', '.join(models)}): {note}")
+    flagged, no_event_notes = no_event_folds(preds)
     notes = derive_notes(
-        pd.DataFrame(columns=["cohort", "model", "fold"]), notes, predictions=preds
+        pd.DataFrame(columns=["cohort", "model", "fold"]), notes + no_event_notes, predictions=preds
     )
-    write_text_atomic(out_md, metrics_markdown(summary, notes))
+    write_text_atomic(out_md, metrics_markdown(summary, notes, flagged=flagged))
     if out_prov is not None:
         write_text_atomic(out_prov, provenance_rst(preds))
     return summary
