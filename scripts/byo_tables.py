@@ -13,4 +13,5 @@ write_cohort_tables(
     omics_out=snakemake.output.omics,
     gene_families_csv=snakemake.input.gene_families,
     report_out=snakemake.output.report,
+    unsuffixed=snakemake.params.unsuffixed,
 )

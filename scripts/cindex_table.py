@@ -14,4 +14,5 @@ write_cindex_outputs(
     model_order=snakemake.params.models,
     cohort_order=snakemake.params.cohorts,
     out_prov=snakemake.output.prov,
+    ddof=snakemake.params.std_ddof,
 )

@@ -22,4 +22,5 @@ write_metrics_outputs(
     seed=e["seed"],
     ci_level=e["ci_level"],
     out_prov=snakemake.output.prov,
+    ddof=snakemake.params.std_ddof,
 )

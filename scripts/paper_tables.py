@@ -21,4 +21,5 @@ write_paper_tables(
     else None,
     published_map=snakemake.params.published_cohorts,
     out_prov=out.prov,
+    ddof=snakemake.params.std_ddof,
 )

@@ -13,4 +13,5 @@ write_run_summary(
     km_stats=list(snakemake.input.km),
     splits=list(snakemake.input.splits),
     metrics_csv=snakemake.input.metrics,
+    effective_config=snakemake.params.effective_config,
 )

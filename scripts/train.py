@@ -6,12 +6,12 @@ setup_logging(snakemake.log[0])
 
 from pathlib import Path
 
-from mmsurv.training import train_fold
+from mmsurv.training import model_params, train_fold
 
-params = dict(snakemake.params.training)
+params = model_params(snakemake.params.training, snakemake.wildcards.model)
+# Torch threads follow the rule (resources.train.threads); not a training: config key.
 params["num_threads"] = snakemake.threads
 params["missing_modality"] = snakemake.params.missing_modality
-params["model_kwargs"] = dict(params.get("model_kwargs", {})).get(snakemake.wildcards.model, {})
 train_fold(
     cohort=snakemake.wildcards.cohort,
     model_name=snakemake.wildcards.model,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -433,3 +434,173 @@ def test_byo_config_errors_list_every_problem():
     config = _config(tables={COHORT: f"out/{COHORT}/clinical.tsv"}, splits_dir="s")
     with pytest.raises(BYOError, match=r"would be overwritten by `clinical`/`omics`"):
         check_byo_config(config, path_models=[])
+
+
+# --------------------------------------------------------------------------- unsuffixed genes
+def _with_unsuffixed(**extra: list) -> pd.DataFrame:
+    """The MCAT table with extra per-case columns (one value per case, repeated per slide)."""
+    table = mcat_table()
+    row_case = table["case_id"].map({case: i for i, case in enumerate(CASES)})
+    extra_cols = {name: [values[i] for i in row_case] for name, values in extra.items()}
+    return pd.concat([table, pd.DataFrame(extra_cols, index=table.index)], axis=1)
+
+
+UNSUFFIXED = {"EGFR": [0, 1, 0, 1, 1, 0], "HLA-A": [1, 0, 0, 0, 1, 1], "C1orf112": [0] * 6}
+
+
+def test_unsuffixed_gene_columns_are_refused_by_default(tmp_path):
+    """Gene-like columns without a suffix would become clinical columns: refused, with the fix."""
+    path = write_mcat(tmp_path, _with_unsuffixed(**UNSUFFIXED))
+    with pytest.raises(BYOError) as err:
+        read_mcat_table(path, cohort=COHORT)
+    message = str(err.value)
+    assert f"{path} (cohort {COHORT}): 3 column(s) look like genes" in message
+    assert "['EGFR', 'HLA-A', 'C1orf112']" in message
+    assert "byo.unsuffixed: mut" in message and "byo.unsuffixed: ignore" in message
+
+
+def test_unsuffixed_mut_reads_them_as_mutation_calls(tmp_path):
+    table = _with_unsuffixed(**UNSUFFIXED, mir21=[1, 0, 1, 0, 1, 0])  # a gene of the families
+    path = write_mcat(tmp_path, table)
+    read = read_mcat_table(path, unsuffixed="mut", known_genes={"mir21", "TP53"})
+    expected = ["EGFR_mut", "HLA-A_mut", "C1orf112_mut", "mir21_mut"]
+    assert set(expected) <= set(read.omics.columns)
+    np.testing.assert_array_equal(read.omics["EGFR_mut"], UNSUFFIXED["EGFR"])
+    assert not {"EGFR", "HLA-A", "C1orf112", "mir21"} & set(read.clinical.columns)
+    with pytest.raises(BYOError, match=r"rename \['TP53'\] to <GENE>_mut.*already has"):
+        read_mcat_table(write_mcat(tmp_path, _with_unsuffixed(TP53=[1] * 6)), unsuffixed="mut")
+
+
+def test_unsuffixed_ignore_drops_them_with_a_warning(tmp_path, caplog):
+    path = write_mcat(tmp_path, _with_unsuffixed(**UNSUFFIXED))
+    read = read_mcat_table(path, unsuffixed="ignore")
+    assert not set(UNSUFFIXED) & {*read.clinical.columns, *read.omics.columns}
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING][0].getMessage()
+    assert "dropped 3 column(s)" in warning and "'EGFR'" in warning
+
+
+def test_metadata_and_clinical_columns_are_not_genes(tmp_path):
+    """MCAT's metadata, TCGA-CDR endpoints, lower-case and text columns stay clinical."""
+    extra = {"OS": [1, 0, 1, 0, 1, 0], "bmi": [20.5] * 6, "GRADE": ["high"] * 6, "Stage_x": [1] * 6}
+    read = read_mcat_table(write_mcat(tmp_path, _with_unsuffixed(**extra)))  # default: error
+    assert {"site", "is_female", "oncotree_code", "age", "train", *extra} <= set(
+        read.clinical.columns
+    )
+    assert not any(c in read.omics.columns for c in extra)
+    table = _with_unsuffixed(event=[9] * 6)  # a table's own `event` does not clash with ours
+    read = read_mcat_table(write_mcat(tmp_path, table))
+    assert read.clinical.columns.tolist().count("event") == 1
+    assert read.clinical["event"].tolist() == [c == 0 for c in table["censorship"][:6]]
+
+
+def test_write_cohort_tables_passes_unsuffixed_and_the_family_genes(tmp_path, signatures):
+    from mmsurv.acquire.byo import write_cohort_tables
+
+    path = write_mcat(tmp_path, _with_unsuffixed(**UNSUFFIXED))
+    outs = {
+        "clinical_out": tmp_path / "c.tsv",
+        "omics_out": tmp_path / "o.tsv",
+        "gene_families_csv": signatures,
+        "report_out": tmp_path / "r.tsv",
+    }
+    with pytest.raises(BYOError, match="look like genes"):
+        write_cohort_tables(path, cohort=COHORT, **outs)
+    write_cohort_tables(path, cohort=COHORT, unsuffixed="mut", **outs)
+    assert "EGFR_mut" in pd.read_csv(tmp_path / "o.tsv", sep="\t").columns
+
+
+def test_command_line_unsuffixed(tmp_path, restore_logging):
+    from mmsurv.acquire.byo import main
+
+    args = [
+        "convert",
+        "--cohort",
+        COHORT,
+        "--table",
+        str(write_mcat(tmp_path, _with_unsuffixed(**UNSUFFIXED))),
+    ]
+    args += ["--clinical-out", str(tmp_path / "c.tsv"), "--omics-out", str(tmp_path / "o.tsv")]
+    with pytest.raises(BYOError, match="look like genes"):
+        main(args)
+    assert main([*args, "--unsuffixed", "ignore"]) == 0
+    assert "EGFR" not in pd.read_csv(tmp_path / "c.tsv", sep="\t").columns
+
+
+def test_wide_table_converts_without_fragmentation_warnings(tmp_path, signatures):
+    """Thousands of clinical columns were inserted one by one: a PerformanceWarning each."""
+    rng = np.random.default_rng(1)
+    clinical = {f"clinical_{i}": rng.integers(0, 3, len(CASES)).tolist() for i in range(400)}
+    clinical |= {f"text_{i}": rng.choice(["a", "b"], len(CASES)).tolist() for i in range(100)}
+    genes = {f"G{i}_mut": rng.integers(0, 2, len(CASES)).tolist() for i in range(400)}
+    path = write_mcat(tmp_path, _with_unsuffixed(**clinical, **genes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        res = convert_mcat(
+            path,
+            cohort=COHORT,
+            clinical_out=tmp_path / "c.tsv",
+            omics_out=tmp_path / "o.tsv",
+            signatures_csv=signatures,
+        )
+    assert res.table.clinical.shape[1] == 2 + 5 + 500  # survival_months, event, MCAT's, ours
+    assert res.table.omics.shape[1] == len(GENES) * 2 + 1 + 400
+
+
+# --------------------------------------------------------------------------- splits_dir mapping
+def test_splits_dir_is_a_template_or_a_mapping():
+    from mmsurv.acquire.byo import check_byo_config, for_cohort
+
+    assert for_cohort("splits/{cohort}", COHORT) == f"splits/{COHORT}"
+    mcat_layout = {COHORT: "splits/5foldcv/tcga_blca", "OTHER": "splits/5foldcv/other"}
+    assert for_cohort(mcat_layout, COHORT) == "splits/5foldcv/tcga_blca"
+    with pytest.raises(BYOError, match=r"byo.splits_dir names no path for cohort LUAD"):
+        for_cohort(mcat_layout, "LUAD")
+    check_byo_config(_config(splits_dir=mcat_layout), path_models=[])
+    with pytest.raises(BYOError, match=r"has no directory for cohort\(s\) \['OTHER'\]"):
+        check_byo_config(_config(splits_dir={COHORT: "s"}), path_models=[])
+
+
+@pytest.mark.parametrize(
+    ("splits_dir", "valid"),
+    [
+        (None, True),
+        ("splits/{cohort}", True),
+        ({COHORT: "splits/5foldcv/tcga_blca"}, True),
+        ({COHORT: 3}, False),
+        ({}, False),
+        (["splits"], False),
+    ],
+)
+def test_schema_accepts_splits_dir_template_or_mapping(splits_dir, valid):
+    from jsonschema import ValidationError
+    from snakemake.utils import validate
+
+    schema = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+    config = {
+        "cohorts": [COHORT],
+        "samples": "s.tsv",
+        "clinical": "c/{cohort}.tsv",
+        "omics": "o/{cohort}.tsv",
+        "data_source": "local",
+        "training": {"models": ["snn"]},
+        "byo": {"splits_dir": splits_dir},
+    }
+    if valid:
+        validate(config, str(schema))
+        assert config["byo"]["unsuffixed"] == "error"  # the default
+    else:
+        with pytest.raises((ValidationError, Exception), match="splits_dir|is not valid"):
+            validate(config, str(schema))
+
+
+def test_slide_sheet_reads_tables_whatever_byo_unsuffixed(tmp_path):
+    """The sheet needs only slide ids: gene columns without a suffix are byo_tables' business."""
+    from mmsurv.acquire.byo import write_byo_sheet
+
+    src = _with_unsuffixed(**UNSUFFIXED)
+    (tmp_path / "slides").mkdir()
+    (tmp_path / "slides" / src["slide_id"].iloc[0]).write_bytes(b"")
+    sheet = write_byo_sheet(
+        {COHORT: write_mcat(tmp_path, src)}, str(tmp_path / "slides"), tmp_path / "s.tsv"
+    )
+    assert len(sheet) == 1

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from test_workflow import REPO, _job_counts, copy_repo, snakemake
+from snakemake.utils import validate
+from test_workflow import REPO, SCHEMA, _env, _job_counts, copy_repo, snakemake
 
 from mmsurv.acquire.byo import write_example
 
 COHORT = "BYO-BLCA"
 SHIPPED = REPO / ".test" / "config_byo"
+DOC = REPO / "docs" / "byo.md"
 N_FOLDS = 3  # the shipped config has 5; 3 keeps this run to 6 training jobs
 
 
@@ -26,7 +33,12 @@ def byo_repo(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
 
 
 def write_config(
-    repo: Path, data: dict[str, Path], *, models: list[str], slide_dir: Path | None = None
+    repo: Path,
+    data: dict[str, Path],
+    *,
+    models: list[str],
+    slide_dir: Path | None = None,
+    **byo: str,
 ) -> str:
     """The shipped .test/config_byo config pointed at `data`; returns its name in `repo`."""
     config = yaml.safe_load((SHIPPED / "config.yaml").read_text())
@@ -34,6 +46,7 @@ def write_config(
         "tables": {COHORT: str(data["table"])},
         "slide_dir": None if slide_dir is None else str(slide_dir),
         "splits_dir": str(data["splits_dir"]).replace(COHORT, "{cohort}"),
+        **byo,
     }
     config["gene_families"] = str(data["signatures"])
     config["splits"]["n_folds"] = N_FOLDS
@@ -97,6 +110,31 @@ def test_genomics_only_byo_runs_to_the_cindex_table(byo_repo) -> None:
     assert not (out / COHORT / "patches").exists() and not (out / COHORT / "bags.h5").exists()
 
 
+def test_unsuffixed_gene_columns_follow_byo_unsuffixed(byo_repo) -> None:
+    """Mutation calls without `_mut`: byo_tables stops by default and reads them with `mut`."""
+    repo, data = byo_repo
+    table = pd.read_csv(data["table"], index_col=0)
+    table["KRAS"] = table["TP53_mut"]  # gene-like, numeric, no suffix
+    table["NRAS"] = 1 - table["TP53_mut"]
+    table.to_csv(data["table"])
+    omics = "results/byo-ci/byo/BYO-BLCA/omics.tsv"
+
+    proc = snakemake(
+        repo, omics, "--cores", "1", "--configfile", write_config(repo, data, models=["snn"])
+    )
+    text = proc.stdout + proc.stderr
+    log = (repo / "results" / "byo-ci" / "logs" / "byo" / f"{COHORT}_tables.log").read_text()
+    assert proc.returncode != 0, text[-3000:]
+    assert f"{data['table']} (cohort {COHORT}): 2 column(s) look like genes" in log
+    assert "['KRAS', 'NRAS']" in log and "byo.unsuffixed: mut" in log
+
+    configfile = write_config(repo, data, models=["snn"], unsuffixed="mut")
+    proc = snakemake(repo, omics, "--cores", "1", "--configfile", configfile)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    columns = pd.read_csv(repo / omics, sep="\t").columns
+    assert {"KRAS_mut", "NRAS_mut"} <= set(columns)
+
+
 def test_path_model_without_slides_fails_naming_the_cohort(byo_repo) -> None:
     repo, data = byo_repo
     configfile = write_config(repo, data, models=["snn", "attn_mil"])
@@ -134,3 +172,56 @@ def test_slide_sheet_is_the_first_step_then_the_full_dag(byo_repo) -> None:
     assert counts["tile_slide"] == len(found) and counts["case_bags"] == 1
     assert counts["byo_tables"] == 1 and counts["train"] == 2 * N_FOLDS
     assert "byo_slide_sheet" not in counts
+
+
+# --------------------------------------------------------------------------- docs/byo.md
+def doc_blocks(lang: str) -> list[str]:
+    """The fenced ```lang code blocks of docs/byo.md, in order."""
+    return re.findall(rf"^```{lang}\n(.*?)^```$", DOC.read_text(), flags=re.M | re.S)
+
+
+def doc_commands(block: str) -> list[list[str]]:
+    """The commands of a bash block as argument lists: comments dropped, `\\` lines joined."""
+    lines = block.replace("\\\n", " ").splitlines()
+    return [argv for argv in (shlex.split(line, comments=True) for line in lines) if argv]
+
+
+def test_docs_example_runs_as_written(tmp_path: Path) -> None:
+    """docs/byo.md's example commands and config as written (Snakemake as a dry run)."""
+    blocks = doc_blocks("bash")
+    example = [b for b in blocks if "mmsurv.acquire.byo example" in b]
+    assert len(example) == 1, "docs/byo.md: one bash block runs the example"
+    templates = [b for b in blocks if b not in example]
+    assert all("my.yaml" in b for b in templates), "other bash blocks are about the user's my.yaml"
+    (config_text,) = doc_blocks("yaml")  # the example's config, the page's only YAML
+    config = yaml.safe_load(config_text)
+    validate(
+        copy.deepcopy(config), str(SCHEMA)
+    )  # complete on its own: schema defaults for the rest
+    assert config["evaluation"]["km_model"] in config["training"]["models"]
+
+    (tmp_path / "repo").mkdir()
+    repo = copy_repo(tmp_path / "repo")
+    dry_runs = []
+    for argv in doc_commands(example[0]):
+        if argv[0] == "python":
+            proc = subprocess.run(
+                [sys.executable, *argv[1:]], cwd=repo, env=_env(), capture_output=True, text=True
+            )
+            assert proc.returncode == 0, (argv, proc.stderr[-3000:])
+        else:
+            assert argv[0] == "snakemake", argv
+            (repo / argv[argv.index("--configfile") + 1]).write_text(config_text)
+            dry_runs.append(argv[1:])
+    assert dry_runs, "the example block runs Snakemake"
+
+    demo_config = (repo / "config" / "config.yaml").read_text()
+    for underneath in (demo_config, config_text):  # config/config.yaml = the demo, then nothing
+        (repo / "config" / "config.yaml").write_text(underneath)
+        for args in dry_runs:
+            proc = snakemake(repo, *args, "-n", timeout=300)
+            assert proc.returncode == 0, (args, (proc.stdout + proc.stderr)[-5000:])
+            counts = _job_counts(proc.stdout + proc.stderr)
+            n_train = config["splits"]["n_folds"] * len(config["training"]["models"])
+            assert counts["byo_tables"] == 1 and counts["train"] == n_train, counts
+            assert "tile_slide" not in counts and "byo_slide_sheet" not in counts

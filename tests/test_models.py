@@ -229,3 +229,82 @@ def test_loss_decreases_on_a_learnable_task(model_name):
         cases = cases[4:] + cases[:4]  # next mini-batch of 4 cases
     after = _mean_nll(model, _learnable_task(), mods)
     assert after < 0.9 * before, f"{model_name}: mean NLL {before:.3f} -> {after:.3f}"
+
+
+def _leaf_outputs(model, names, path, omics) -> dict[str, list[torch.Tensor]]:
+    """Eval-mode outputs of the named sub-modules on one forward pass."""
+    seen: dict[str, list[torch.Tensor]] = {}
+
+    def hook(name):
+        def keep(_module, _inp, out):
+            outs = out if isinstance(out, tuple) else (out,)
+            seen[name] = [o.detach().clone() for o in outs if isinstance(o, torch.Tensor)]
+
+        return keep
+
+    handles = [model.get_submodule(n).register_forward_hook(hook(n)) for n in names]
+    try:
+        with torch.no_grad():
+            model(path, omics)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("model_name", list_models())
+def test_omic_parameters_are_the_genomics_branch(model_name):
+    """l1_scope omic: omics-only models give all parameters; path-only ones refuse; multimodal
+    ones give a proper subset whose modules' outputs do not change with the pathology input."""
+    model = _model(model_name).eval()
+    mods = model_modalities(model_name)
+    every = list(model.parameters())
+    if "omic" not in mods:
+        with pytest.raises(ValueError, match="reads no omics"):
+            model.omic_parameters()
+        return
+    omic = model.omic_parameters()
+    ids = {id(q) for q in omic}
+    assert len(ids) == len(omic) and ids <= {id(q) for q in every}
+    if mods == frozenset({"omic"}):
+        assert len(omic) == len(every)
+        return
+    assert 0 < len(omic) < len(every)
+    # Every module that owns omic parameters sees omics-derived tensors only.
+    names = [
+        n
+        for n, m in model.named_modules()
+        if any(True for _ in m.parameters(recurse=False))
+        and all(id(q) in ids for q in m.parameters(recurse=False))
+    ]
+    owned = {id(q) for n in names for q in model.get_submodule(n).parameters(recurse=False)}
+    assert owned == ids  # no omic parameter sits in a module that also holds others
+    path, omics = _inputs(50, seed=0)
+    other_path, _ = _inputs(50, seed=1)
+    a = _leaf_outputs(model, names, path, omics)
+    b = _leaf_outputs(model, names, other_path, omics)
+    # (an attention's out_proj is applied functionally by its parent, which is checked)
+    assert a and set(a) == set(b) <= set(names)
+    for n in a:
+        for x, y in zip(a[n], b[n], strict=True):
+            torch.testing.assert_close(x, y, rtol=0, atol=0, msg=f"{model_name}.{n} sees pathology")
+
+
+def test_concat_omics_marks_the_models_that_cat_the_families():
+    """omic_input unique_genes applies to these models only; the family-token ones keep blocks."""
+    assert {n for n in list_models() if _model(n).concat_omics} == {"snn", "porpoise", "hfbsurv"}
+
+
+@pytest.mark.parametrize("model_name", ["snn", "porpoise", "hfbsurv"])
+def test_concat_omics_models_read_the_concatenation(model_name):
+    """One block of all columns gives the same prediction as the families it concatenates."""
+    model = _model(model_name).eval()
+    mods = model_modalities(model_name)
+    path, omics = _inputs(7)
+    path = path if "path" in mods else None
+    model.omic_sizes = [sum(OMIC_SIZES)]  # same first-layer width, one block
+    with torch.no_grad():
+        one = model(path, [torch.cat(omics)])
+        model.omic_sizes = list(OMIC_SIZES)
+        fams = model(path, omics)
+    torch.testing.assert_close(one.hazards, fams.hazards, rtol=0, atol=0)

@@ -195,3 +195,57 @@ def test_cindex_tables_and_run_summary_from_predictions(tmp_path: Path) -> None:
     text = out.read_text()
     assert "random-init" not in text and "encoder: not used" in text
     assert "folds: 3 from the user's split CSVs" in text
+
+
+def test_std_ddof_reaches_the_tables_and_the_summary_lists_the_config(tmp_path: Path) -> None:
+    """evaluation.std_ddof 0 (MCAT's np.std) changes the std and says so; the summary lists keys."""
+    from mmsurv.evaluate import write_cindex_outputs
+    from mmsurv.report import write_run_summary
+
+    files = _predictions(tmp_path)
+    out = {}
+    for ddof in (1, 0):
+        d = tmp_path / f"ddof{ddof}"
+        per_fold = write_cindex_outputs(
+            files,
+            folds_tsv=d / "folds.tsv",
+            out_csv=d / "cindex.csv",
+            out_md=d / "cindex.md",
+            model_order=["ours"],
+            cohort_order=["DEMO-X"],
+            ddof=ddof,
+        )
+        out[ddof] = pd.read_csv(d / "cindex.csv").iloc[0]
+        assert out[ddof]["std"] == pytest.approx(np.std(per_fold["cindex"], ddof=ddof), abs=1e-6)
+        kind = "sample std" if ddof else "population std"
+        assert f"mean ± {kind} (ddof={ddof}) over 3 folds" in (d / "cindex.md").read_text()
+    assert out[0]["std"] < out[1]["std"]
+
+    splits = tmp_path / "DEMO-X" / "splits.tsv"
+    splits.parent.mkdir()
+    pd.DataFrame({"case_id": ["a"], "fold": [0]}).to_csv(splits, sep="\t", index=False)
+    km = tmp_path / "km.json"
+    km.write_text(
+        '{"cohort": "DEMO-X", "model": "ours", "cutpoint": 0, "statistic": 1, '
+        '"p_maxstat_lau92": 1, "p_maxstat_perm": 1, "logrank_p": 1, "n_low": 1, "n_high": 1}'
+    )
+    config = {
+        "data_source": "demo",
+        "features": {"encoder": "resnet50_trunc", "weights": None},
+        "training": {"model_selection": "last_epoch", "epochs": 2, "seed": 1, "models": ["snn"]},
+        "splits": {"n_folds": 3, "seed": 1},
+    }
+    rows = [["training.epochs", "20", "default"], ["byo.tables", '{"A": "a|b"}', "user"]]
+    summary = tmp_path / "run_summary.md"
+    write_run_summary(
+        summary,
+        config=config,
+        cindex_csv=tmp_path / "ddof0" / "cindex.csv",
+        km_stats=[km],
+        splits=[splits],
+        effective_config=rows,
+    )
+    text = summary.read_text()
+    assert "## Effective configuration" in text
+    assert "| `training.epochs` | `20` | default |" in text
+    assert '| `byo.tables` | `{"A": "a\\|b"}` | user |' in text  # a pipe cannot break the table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -131,6 +132,8 @@ def test_outputs_contract_and_loss_decreases(cohort, tmp_path, model, caplog):
     assert not np.allclose(meta["bin_edges"], all_edges)  # test fold did not shape the bins
     assert meta["n_test"] == len(test_ids) and meta["seed"] == 0
     assert meta["params"]["model_selection"] == "last_epoch" and "torch" in meta["versions"]
+    assert meta["bins_fit_on"] == "train" and meta["omic_input"] == "families"
+    assert not any("bins_fit_on" in r.message for r in caplog.records)
     if model != "attn_mil":
         assert len(meta["standardizer"]["columns"]) > 0
 
@@ -207,6 +210,11 @@ def test_inner_val_selects_an_epoch_without_the_held_out_fold(cohort, tmp_path):
         ({"inner_val_fraction": 1.0}, r"inner_val_fraction must be in \(0, 1\)"),
         ({"epoch": 3}, r"unknown training params \['epoch'\]"),
         ({"grad_accum": 0}, "grad_accum must be >= 1"),
+        ({"bins_fit_on": "test"}, r"bins_fit_on='test'; choose one of \('train', 'all'\)"),
+        ({"l1_scaling": "per_batch"}, "l1_scaling='per_batch'"),
+        ({"l1_scope": "path"}, "l1_scope='path'"),
+        ({"omic_input": "genes"}, "omic_input='genes'"),
+        ({"partial_step": "no"}, "partial_step must be true or false"),
     ],
 )
 def test_bad_params(bad, match):
@@ -216,8 +224,10 @@ def test_bad_params(bad, match):
 
 def test_workflow_training_config_is_accepted():
     # the workflow passes its whole `training:` block; models/seed/device are arguments
-    p = resolve_params({"models": ["snn"], "seed": 1, "device": "auto", "epochs": 2})
-    assert p["epochs"] == 2 and "seed" not in p and p["lr"] == 2e-4
+    p = resolve_params(
+        {"models": ["snn"], "seed": 1, "device": "auto", "protocol": "mcat", "epochs": 2}
+    )
+    assert p["epochs"] == 2 and "seed" not in p and "protocol" not in p and p["lr"] == 2e-4
 
 
 class _OomOffCpu(torch.nn.Module):
@@ -293,3 +303,91 @@ def test_keep_unimodal_trains_each_model_on_the_cases_it_can_use(cohort, tmp_pat
     # the default (missing_policy drop) still refuses an incomplete case, naming it
     with pytest.raises(ValueError, match=r"no omics for cases \[.*'TCGA-000'"):
         run(paths, tmp_path, "snn", epochs=1)
+
+
+def test_bins_fit_on_all_uses_every_case_and_warns(cohort, tmp_path, caplog):
+    """bins_fit_on all (MCAT): edges = time_bin_edges over train + held-out, logged, recorded."""
+    with caplog.at_level(logging.INFO, logger="mmsurv.training.train"):
+        run(cohort, tmp_path, "snn", fold=1, epochs=1, bins_fit_on="all")
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    clin = read_clinical(cohort["clinical_tsv"]).loc[meta["train_case_ids"] + meta["test_case_ids"]]
+    assert len(clin) == 40  # every case of the cohort
+    expected = time_bin_edges(clin["survival_months"].to_numpy(), clin["event"].to_numpy())
+    np.testing.assert_array_equal(meta["bin_edges"], expected)
+    train = clin.loc[meta["train_case_ids"]]
+    train_edges = time_bin_edges(train["survival_months"].to_numpy(), train["event"].to_numpy())
+    assert not np.allclose(meta["bin_edges"], train_edges)
+    assert meta["bins_fit_on"] == "all" and meta["params"]["bins_fit_on"] == "all"
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warned] == [
+        "bins_fit_on all: the bin edges use the held-out cases' survival times (leaks test "
+        "times into the bin edges; MCAT's protocol)"
+    ]
+
+
+@pytest.fixture(scope="module")
+def overlapping(tmp_path_factory, cohort):
+    """The cohort with fam1 and fam4 also holding fam0's first two columns (genes in 2 families)."""
+    root = tmp_path_factory.mktemp("overlap")
+    doc = json.loads(Path(cohort["families_json"]).read_text())
+    fams = doc["families"]
+    fams["fam1"] = fams["fam1"] + fams["fam0"][:2]
+    fams["fam4"] = fams["fam0"][:1] + fams["fam4"]
+    (root / "families.json").write_text(json.dumps(doc))
+    return {**cohort, "families_json": str(root / "families.json")}, fams
+
+
+def test_omic_input_unique_genes_feeds_each_column_once(overlapping, tmp_path):
+    """snn: width = number of unique columns (families: the concatenated width); mcat: families."""
+    paths, fams = overlapping
+    n_cat = sum(len(c) for c in fams.values())
+    unique = list(dict.fromkeys(c for cols in fams.values() for c in cols))
+    assert n_cat == len(unique) + 3
+    width = {}
+    for mode in ("families", "unique_genes"):
+        run(paths, tmp_path, "snn", out=mode, epochs=1, omic_input=mode)
+        ckpt = torch.load(tmp_path / mode / "checkpoint.pt", weights_only=False)
+        width[mode] = ckpt["state_dict"]["fc_omic.0.0.weight"].shape[1]
+        assert ckpt["meta"]["omic_input"] == mode
+    assert width == {"families": n_cat, "unique_genes": len(unique)}
+    run(paths, tmp_path, "mcat", out="mcat", epochs=1, omic_input="unique_genes")
+    meta = json.loads((tmp_path / "mcat" / "meta.json").read_text())
+    assert meta["omic_input"] == "families"
+    assert meta["model_kwargs_resolved"]["omic_sizes"] == [len(c) for c in fams.values()]
+
+
+def test_unique_genes_block_is_the_first_occurrences_in_family_order(overlapping):
+    """The one block holds each column once, in the order of its first family."""
+    from mmsurv.training.setup import _load_omics
+
+    paths, fams = overlapping
+    ids = pd.read_parquet(paths["omics_parquet"]).index.astype(str).tolist()
+    blocks, _ = _load_omics(paths["omics_parquet"], fams, ids, ids)
+    (one,), scaler = _load_omics(paths["omics_parquet"], fams, ids, ids, unique=True)
+    names = [c for cols in fams.values() for c in cols]
+    first = [names.index(c) for c in dict.fromkeys(names)]
+    np.testing.assert_array_equal(one, np.concatenate(blocks, axis=1)[:, first])
+    assert scaler.to_dict()["columns"] == list(dict.fromkeys(names))
+
+
+def test_protocol_switches_that_cannot_train_fail_before_training(cohort, tmp_path):
+    """l1_scope omic on a pathology-only model, and partial_step false with too few cases."""
+    with pytest.raises(ValueError, match="AttnMIL reads no omics"):
+        run(cohort, tmp_path, "attn_mil", epochs=1, l1_reg=1e-4, l1_scope="omic")
+    run(cohort, tmp_path, "attn_mil", epochs=1, l1_scope="omic")  # no penalty: nothing to scope
+    with pytest.raises(ValueError, match="partial_step false with grad_accum=64 > 32"):
+        run(cohort, tmp_path, "snn", epochs=1, grad_accum=64, partial_step=False)
+
+
+@pytest.mark.parametrize("model", ["snn", "ours"])
+def test_mcat_switches_train_end_to_end(cohort, tmp_path, model):
+    """All MCAT switches together on a real job: it trains and records them."""
+    switches = dict(
+        bins_fit_on="all", l1_scaling="per_case", l1_scope="omic", omic_input="unique_genes",
+        partial_step=False, l1_reg=1e-4,
+    )  # fmt: skip
+    run(cohort, tmp_path, model, epochs=2, grad_accum=3, **switches)
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    assert {k: meta["params"][k] for k in switches} == switches
+    pred = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
+    assert np.isfinite(pred["risk"]).all()

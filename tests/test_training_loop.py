@@ -1,4 +1,7 @@
-"""train_one_epoch in isolation: gradient accumulation, the partial last step, the L1 penalty."""
+"""train_one_epoch in isolation: gradient accumulation, the partial last step, the L1 penalty.
+
+Also the MCAT-compatible switches: l1_scaling per_case, l1_scope omic, partial_step false.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmsurv.models import ModelOutput
+from mmsurv.models import ModelOutput, create_model
 from mmsurv.training.dataset import SurvivalDataset
-from mmsurv.training.loop import StepConfig, train_one_epoch
+from mmsurv.training.loop import StepConfig, fit_epochs, l1_parameters, train_one_epoch
 from mmsurv.training.losses import nll_surv_loss
+from mmsurv.training.params import resolve_params
 
 N_BINS = 4
 DIM = 6
@@ -167,3 +171,156 @@ def test_l1_uses_the_weights_of_each_step():
         opt.step()
     for got, want in zip(model.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(got.detach(), want.detach(), rtol=0, atol=1e-6)
+
+
+def test_step_config_defaults_are_the_param_defaults():
+    """StepConfig's defaults are today's behaviour, the same as resolve_params' defaults."""
+    p, cfg = resolve_params({}), StepConfig(dev=CPU, need_path=False, need_omic=True)
+    assert (cfg.l1_scaling, cfg.l1_scope, cfg.partial_step) == (
+        p["l1_scaling"], p["l1_scope"], p["partial_step"]
+    ) == ("per_step", "all", True)  # fmt: skip
+    assert (p["bins_fit_on"], p["omic_input"]) == ("train", "families")
+
+
+@pytest.mark.parametrize(("n", "grad_accum"), [(4, 4), (2, 4), (3, 3)])
+def test_l1_per_case_adds_l1_reg_sign_w_for_every_case(n, grad_accum):
+    """per_case (MCAT's lambda_reg): Δw = lr·l1·sign(w)·n, i.e. grad_accum·lr·l1·sign(w) a step."""
+    l1 = 0.01
+    ds = _cohort(n, seed=2)
+    plain, penalised = _model(2), _model(2)
+    w0 = _params(plain)
+
+    res0, _ = _epoch(plain, ds, list(range(n)), grad_accum=grad_accum)
+    res1, _ = _epoch(
+        penalised, ds, list(range(n)), grad_accum=grad_accum, l1_reg=l1, l1_scaling="per_case"
+    )
+
+    for a, b, w in zip(plain.parameters(), penalised.parameters(), w0, strict=True):
+        expected = LR * l1 * torch.sign(w) * n
+        torch.testing.assert_close((a - b).detach(), expected, rtol=0, atol=1e-6)
+    l1_norm = float(sum(w.abs().sum() for w in w0))
+    assert res1.loss - res0.loss == pytest.approx(l1 * l1_norm, rel=1e-5)
+
+
+def test_l1_per_case_matches_mcat_loop_over_steps():
+    """per_case over several steps equals MCAT's `loss / gc + lambda_reg * l1(model)` loop."""
+    l1, gc, order = 0.02, 2, [1, 3, 0, 2]
+    ds = _cohort(4, seed=5)
+    model, ref = _model(5), _model(5)
+    _epoch(model, ds, order, grad_accum=gc, l1_reg=l1, l1_scaling="per_case")
+    opt = torch.optim.SGD(ref.parameters(), lr=LR)
+    for batch_idx, i in enumerate(order):
+        loss = _batch_loss(ref, ds, [i]) / gc + l1 * sum(q.abs().sum() for q in ref.parameters())
+        loss.backward()
+        if (batch_idx + 1) % gc == 0:
+            opt.step()
+            opt.zero_grad()
+    for got, want in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(got.detach(), want.detach(), rtol=0, atol=1e-6)
+
+
+def _porpoise(seed: int) -> torch.nn.Module:
+    """A small real multimodal model (PORPOISE) with a declared genomics branch."""
+    torch.manual_seed(seed)
+    return create_model("porpoise", n_bins=N_BINS, path_dim=8, omic_sizes=[DIM], hidden=16, d=16)
+
+
+def test_l1_scope_omic_penalises_the_genomics_branch_only():
+    """l1_scope omic on a multimodal model: path-branch weights get no L1 gradient."""
+    l1, n = 0.01, 3
+    rng = np.random.default_rng(6)
+    ds = _cohort(n, seed=6)
+    ds.bags = {c: rng.normal(size=(5, 8)).astype(np.float32) for c in ds.case_ids}
+    plain, penalised = _porpoise(6), _porpoise(6)
+    w0 = _params(plain)
+    omic = {id(q) for q in penalised.omic_parameters()}
+    for model, l1_reg in ((plain, 0.0), (penalised, l1)):
+        torch.manual_seed(0)  # the same dropout masks in both runs
+        opt = torch.optim.SGD(model.parameters(), lr=LR)
+        cfg = StepConfig(
+            dev=CPU, need_path=True, need_omic=True, grad_accum=n, l1_reg=l1_reg, l1_scope="omic"
+        )
+        train_one_epoch(model, opt, ds, list(range(n)), cfg)
+    n_path = 0
+    for a, b, w in zip(plain.parameters(), penalised.parameters(), w0, strict=True):
+        in_omic = id(b) in omic
+        # one step of n = grad_accum cases, per_step: l1 once
+        expected = LR * l1 * torch.sign(w) if in_omic else torch.zeros_like(w)
+        torch.testing.assert_close((a - b).detach(), expected, rtol=0, atol=1e-6)
+        n_path += not in_omic and bool(w.abs().sum() > 0)
+    assert n_path > 0  # some nonzero path-branch weights really were left alone
+    assert 0 < len(omic) < len(list(penalised.parameters()))
+
+
+def test_l1_scope_omic_refuses_a_model_without_omics():
+    """A pathology-only model has no genomics branch to penalise."""
+    torch.manual_seed(0)
+    model = create_model("attn_mil", n_bins=N_BINS, path_dim=8)
+    with pytest.raises(ValueError, match="reads no omics"):
+        l1_parameters(model, "omic")
+    assert len(l1_parameters(model, "all")) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match="does not declare its genomics branch"):
+        l1_parameters(_model(0), "omic")  # a plain nn.Module is not a SurvModel
+
+
+def _mcat_loop(model, ds, order, gc: int, epochs: int) -> list[int]:
+    """MCAT's train_loop_survival: no zero_grad at epoch start, no step for the leftover."""
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    steps = []
+    for _ in range(epochs):
+        n_steps = 0
+        for batch_idx, i in enumerate(order):
+            (_batch_loss(model, ds, [i]) / gc).backward()
+            if (batch_idx + 1) % gc == 0:
+                opt.step()
+                opt.zero_grad()
+                n_steps += 1
+        steps.append(n_steps)
+    return steps
+
+
+def test_no_partial_step_carries_the_leftover_into_the_next_epoch():
+    """partial_step false, 5 cases, grad_accum 2: 2 steps an epoch; case 5's gradient carries."""
+    ds = _cohort(5, seed=1)
+    order = [3, 0, 4, 1, 2]
+    model, ref, stepped = _model(1), _model(1), _model(1)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    steps = []
+    opt.register_step_post_hook(lambda *_: steps.append(1))
+    cfg = StepConfig(dev=CPU, need_path=False, need_omic=True, grad_accum=2, partial_step=False)
+
+    train_one_epoch(model, opt, ds, order, cfg)
+    assert len(steps) == 2
+    # The leftover case's gradient (its loss / 2 at the weights after step 2) is still there.
+    after_two = _model(1)
+    _mcat_loop(after_two, ds, order[:4], gc=2, epochs=1)
+    after_two.zero_grad()
+    (_batch_loss(after_two, ds, [order[4]]) / 2).backward()
+    for q, want in zip(model.parameters(), after_two.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, want.grad, rtol=0, atol=1e-7)
+        assert q.grad.abs().sum() > 0
+
+    train_one_epoch(model, opt, ds, order, cfg)  # its first step adds the carried gradient
+    assert len(steps) == 4
+    assert _mcat_loop(ref, ds, order, gc=2, epochs=2) == [2, 2]
+    for got, want in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(got.detach(), want.detach(), rtol=0, atol=1e-6)
+    # Guard: with the default partial step the weights differ.
+    _epoch(stepped, ds, order, grad_accum=2)
+    _epoch(stepped, ds, order, grad_accum=2)
+    assert not torch.allclose(stepped.lin.weight, model.lin.weight, atol=1e-6)
+
+
+def test_fit_epochs_without_partial_step_matches_mcat_and_drops_the_last_leftover():
+    """fit_epochs over 3 epochs equals MCAT's loop; the last leftover is never applied."""
+    ds = _cohort(5, seed=7)
+    order = [4, 2, 0, 3, 1]
+    model, ref = _model(7), _model(7)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    cfg = StepConfig(dev=CPU, need_path=False, need_omic=True, grad_accum=2, partial_step=False)
+    fit = fit_epochs(model, opt, order, ds, None, cfg, 3, [])
+    assert len(fit.history) == 3
+    assert _mcat_loop(ref, ds, order, gc=2, epochs=3) == [2, 2, 2]
+    for got, want in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(got.detach(), want.detach(), rtol=0, atol=1e-6)
+        assert got.grad is None or not got.grad.any()

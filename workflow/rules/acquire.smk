@@ -276,6 +276,8 @@ if config["data_source"] == "local" and BYO_TABLES:
         resources:
             mem_mb=res("bags", "mem_mb"),
             runtime=res("bags", "runtime"),
+        params:
+            unsuffixed=BYO["unsuffixed"],
         script:
             "../../scripts/byo_tables.py"
 

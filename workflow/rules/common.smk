@@ -1,7 +1,10 @@
 # Configuration and sheet loading, validated once at parse time, plus the get_* input functions.
+import copy
 import os
 import re
 
+from snakemake.common.configfile import load_configfile
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from mmsurv.acquire.byo import check_byo_config, for_cohort
@@ -9,9 +12,37 @@ from mmsurv.acquire.cbioportal import cbioportal_files, study_archive_url
 from mmsurv.acquire.cohort import REPORT_FILES
 from mmsurv.acquire.gdc_omics import OMICS_MODALITIES, omics_settings
 from mmsurv.io import empty_slide_sheet, read_slide_sheet
-from mmsurv.model_catalog import model_inputs
+from mmsurv.config import (
+    DEMO_CONFIG,
+    apply_protocol,
+    effective_rows,
+    format_effective,
+    provenance,
+)
+from mmsurv.model_catalog import MODEL_INPUTS, model_inputs
 
+# The demo (config/config.yaml) only when no --configfile is given; otherwise the user's config
+# alone, with the schema's defaults for every key it leaves out (never the demo's values).
+USER_CONFIG = copy.deepcopy(workflow.config_settings.overwrite_config)
+DEMO_LOADED = not workflow.config_settings.configfiles
+if DEMO_LOADED:
+
+    configfile: DEMO_CONFIG
+
+
+PRESET_KEYS = apply_protocol(config, USER_CONFIG)
 validate(config, schema="../schemas/config.schema.yaml")
+EFFECTIVE_CONFIG = effective_rows(
+    config,
+    provenance(
+        config,
+        USER_CONFIG,
+        load_configfile(DEMO_CONFIG) if DEMO_LOADED else None,
+        PRESET_KEYS,
+    ),
+)
+if not (workflow.remote_exec or workflow.subprocess_exec):
+    logger.info(format_effective(EFFECTIVE_CONFIG, demo_loaded=DEMO_LOADED))
 
 # Jobs import mmsurv from this checkout, also inside per-rule conda envs (--sdm conda), which
 # hold the dependencies but not the package itself.
@@ -28,6 +59,12 @@ OUT = config["outdir"]
 COHORTS = list(config["cohorts"])
 MODELS = list(config["training"]["models"])
 FOLDS = list(range(config["splits"]["n_folds"]))
+
+for _model in config["training"]["per_model"]:
+    if _model not in MODEL_INPUTS:
+        raise ValueError(
+            f"config key training.per_model.{_model}: not a model; known: {sorted(MODEL_INPUTS)}"
+        )
 
 if config["evaluation"]["km_model"] not in MODELS:
     raise ValueError(

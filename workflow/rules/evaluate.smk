@@ -36,6 +36,7 @@ rule cindex_table:
     params:
         models=MODELS,
         cohorts=COHORTS,
+        std_ddof=config["evaluation"]["std_ddof"],
         n_folds=len(FOLDS),
     script:
         "../../scripts/cindex_table.py"
@@ -98,6 +99,7 @@ rule paper_tables:
     params:
         models=MODELS,
         cohorts=COHORTS,
+        std_ddof=config["evaluation"]["std_ddof"],
         published_cohorts=(
             config["evaluation"]["published_cohorts"]
             if config["evaluation"]["published"]
@@ -140,6 +142,7 @@ rule metrics_table:
     params:
         models=MODELS,
         cohorts=COHORTS,
+        std_ddof=config["evaluation"]["std_ddof"],
         evaluation={
             k: config["evaluation"][k]
             for k in (

@@ -24,5 +24,6 @@ rule run_summary:
         runtime=res("evaluate", "runtime"),
     params:
         config=config,
+        effective_config=EFFECTIVE_CONFIG,
     script:
         "../../scripts/run_summary.py"

@@ -20,8 +20,10 @@ import pandas as pd
 from mmsurv.acquire.harmonise import gene_family_report
 from mmsurv.acquire.mcat import (
     SLIDE_EXTENSIONS,
+    UNSUFFIXED_MODES,
     BYOError,
     MCATTable,
+    Unsuffixed,
     check_split_count,
     mcat_split_paths,
     read_mcat_signatures,
@@ -145,21 +147,25 @@ def convert_mcat(
     families_out: PathLike | None = None,
     split_csvs: Sequence[PathLike] | None = None,
     splits_out: PathLike | None = None,
+    unsuffixed: Unsuffixed = "error",
 ) -> BYOResult:
     """Convert one cohort's MCAT-style inputs into clinical.tsv, omics.tsv and optional extras.
 
     Writes `slides_out` (this cohort's slide sheet; empty when no slide exists, so genomics-only
     models still run), `families_out` from `signatures_csv`, and `splits_out` from `split_csvs`.
+    `unsuffixed`: what to do with gene columns that lack a suffix (config `byo.unsuffixed`).
     """
-    table = read_mcat_table(table_csv)
+    families = read_mcat_signatures(signatures_csv) if signatures_csv is not None else None
+    table = read_mcat_table(
+        table_csv, unsuffixed=unsuffixed, known_genes=_genes_of(families), cohort=cohort
+    )
     write_clinical(table.clinical, clinical_out)
     write_omics(table.omics, omics_out)
     sheet, missing = find_slides(table.slides, slide_dir, cohort=cohort)
     if slides_out is not None:
         write_slide_sheet([sheet], slides_out)
-    families = report = None
-    if signatures_csv is not None:
-        families = read_mcat_signatures(signatures_csv)
+    report = None
+    if families is not None:
         report = gene_family_report(table.omics, families, cohort=cohort)
         if families_out is not None:
             write_gene_families(families, families_out)
@@ -180,8 +186,23 @@ def convert_mcat(
     return BYOResult(table, sheet, missing, families, report, splits)
 
 
-def for_cohort(template: str, cohort: str) -> str:
-    """A configured path with `{cohort}` replaced (other braces are left as they are)."""
+def _genes_of(families: Mapping[str, Sequence[str]] | None) -> set[str]:
+    """Every gene of the gene families (none when there are no families)."""
+    return {g for genes in (families or {}).values() for g in genes}
+
+
+def for_cohort(
+    template: str | Mapping[str, str], cohort: str, *, key: str = "byo.splits_dir"
+) -> str:
+    """A configured path of one cohort: `{cohort}` replaced, or the cohort's entry of a mapping.
+
+    A mapping (cohort -> path) names layouts no template can, such as MCAT's
+    `splits/5foldcv/tcga_blca` for cohort TCGA-BLCA; `key` names the config key in errors.
+    """
+    if isinstance(template, Mapping):
+        if cohort not in template:
+            raise BYOError(f"{key} names no path for cohort {cohort} (it names {list(template)})")
+        template = str(template[cohort])
     return template.replace("{cohort}", cohort)
 
 
@@ -193,12 +214,19 @@ def write_cohort_tables(
     omics_out: PathLike,
     gene_families_csv: PathLike,
     report_out: PathLike,
+    unsuffixed: Unsuffixed = "error",
 ) -> MCATTable:
-    """One cohort's MCAT-style table → clinical and omics TSVs and the genes found per family."""
-    table = read_mcat_table(table_csv)
+    """One cohort's MCAT-style table → clinical and omics TSVs and the genes found per family.
+
+    `unsuffixed` (config `byo.unsuffixed`) handles gene columns without a suffix; the genes of
+    the families count as gene names.
+    """
+    families = load_gene_families(gene_families_csv)
+    table = read_mcat_table(
+        table_csv, unsuffixed=unsuffixed, known_genes=_genes_of(families), cohort=cohort
+    )
     write_clinical(table.clinical, clinical_out)
     write_omics(table.omics, omics_out)
-    families = load_gene_families(gene_families_csv)
     report = gene_family_report(table.omics, families, cohort=cohort)
     write_table(report, report_out)
     for row in report.itertuples(index=False):
@@ -227,7 +255,8 @@ def write_byo_sheet(
     """
     sheets, empty = [], []
     for cohort, table_csv in tables.items():
-        table = read_mcat_table(table_csv)
+        # only slide ids are used: byo_tables applies byo.unsuffixed to the omics
+        table = read_mcat_table(table_csv, unsuffixed="keep", cohort=cohort)
         sheet, missing = find_slides(table.slides, for_cohort(slide_dir, cohort), cohort=cohort)
         without = sorted(set(table.clinical.index) - set(sheet["case_id"]))
         log.info(
@@ -267,6 +296,13 @@ def check_byo_config(config: Mapping[str, Any], path_models: Sequence[str]) -> N
         problems.append("splits.source is user but byo.splits_dir (the split CSVs) is null")
     if config["splits"]["source"] != "user" and splits_dir is not None:
         problems.append("byo.splits_dir is set but splits.source is make; set it to user")
+    if isinstance(splits_dir, Mapping) and config["splits"]["source"] == "user":
+        absent = [c for c in cohorts if c not in splits_dir]
+        if absent:
+            problems.append(
+                f"byo.splits_dir (a cohort -> directory mapping) has no directory for "
+                f"cohort(s) {absent}"
+            )
     if tables and source == "local":
         absent = [c for c in cohorts if c not in tables]
         if absent:
@@ -384,6 +420,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     conv.add_argument("--splits-dir", default=None, help="directory with splits_{k}.csv")
     conv.add_argument("--n-folds", type=int, default=5, help="number of splits_{k}.csv to read")
     conv.add_argument("--splits-out", default=None, help="splits TSV (case_id, fold) to write")
+    conv.add_argument(
+        "--unsuffixed",
+        choices=UNSUFFIXED_MODES,
+        default="error",
+        help="gene-like columns without _rnaseq/_cnv/_mut: error (default), mut = read as "
+        "<GENE>_mut, ignore = drop with a warning (config byo.unsuffixed)",
+    )
     sheet = sub.add_parser("sheet", help=write_byo_sheet.__doc__)
     sheet.add_argument(
         "--table",
@@ -445,6 +488,7 @@ def _convert_command(args: Any) -> None:
         families_out=args.families_out,
         split_csvs=split_csvs,
         splits_out=args.splits_out,
+        unsuffixed=args.unsuffixed,
     )
     log.info(
         "%s: %d cases, %d slides found, %d missing",

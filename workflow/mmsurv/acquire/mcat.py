@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,31 @@ SLIDE_EXTENSIONS: tuple[str, ...] = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", 
 
 _ID_RE = re.compile(r"^[A-Za-z0-9._-]+$")  # as in workflow/schemas/samples.schema.yaml
 _LABELS = ("survival_months", "censorship")
+
+Unsuffixed = Literal["error", "mut", "ignore", "keep"]
+"""What to do with gene-looking columns that lack a suffix (config `byo.unsuffixed`).
+
+`error`: refuse; `mut`: read them as mutation calls `<GENE>_mut`; `ignore`: drop them with a
+warning; `keep` (not a config value): leave them as clinical columns, for readers that write
+no omics (the slide sheet).
+"""
+UNSUFFIXED_MODES: tuple[str, ...] = ("error", "mut", "ignore")
+
+METADATA_COLUMNS: frozenset[str] = frozenset(
+    c.lower()
+    for c in (
+        # MCAT's metadata columns (dataset_survival.py) and its split columns
+        *("case_id", "slide_id", "site", "is_female", "oncotree_code", "age", "survival_months"),
+        *("censorship", "train", "val", "test", "disc_label", "label", "stage", "type", "gender"),
+        *("survival", "PatientID", "event"),
+        # TCGA-CDR endpoints, which look like gene symbols (OS, DSS, DFI, PFI)
+        *("OS", "DSS", "DFI", "PFI", "PFS", "DFS"),
+    )
+)
+"""Column names (case-insensitive) never read as genes, however they look."""
+
+_GENE_RE = re.compile(r"^[A-Z][A-Z0-9]*(?:orf[0-9]+)?(?:[-.][A-Z0-9]+)*$")
+"""An HGNC-like symbol: TP53, HLA-A, NKX2-1, C1orf112 (a clinical `age` or `AJCC_stage` is not)."""
 
 
 class BYOError(ValueError):
@@ -60,9 +85,83 @@ def _first_cases(mask: pd.Series, cases: pd.Series, n: int = 20) -> list[str]:
     return sorted(set(cases[mask].astype(str)))[:n]
 
 
-def read_mcat_table(path: PathLike) -> MCATTable:
-    """Read an MCAT-style table (CSV, optionally zipped) and check one label/omics set per case."""
-    p = _require_file(path, "MCAT-style table")
+def unsuffixed_gene_columns(table: pd.DataFrame, known_genes: Collection[str] = ()) -> list[str]:
+    """Numeric columns with no omics suffix that are genes: a gene-family gene or gene-like name.
+
+    Metadata (METADATA_COLUMNS) never counts; a numeric column named like an HGNC symbol
+    (`_GENE_RE`) or like a gene of `known_genes` does. MCAT tables with mutation calls
+    sometimes name them `TP53` rather than `TP53_mut`.
+    """
+    known = set(known_genes)
+    return [
+        str(c)
+        for c in table.columns
+        if split_column(str(c)) is None
+        and str(c).lower() not in METADATA_COLUMNS
+        and (str(c) in known or _GENE_RE.match(str(c)) is not None)
+        and pd.api.types.is_numeric_dtype(table[c])
+    ]
+
+
+def _apply_unsuffixed(
+    table: pd.DataFrame,
+    p: Path,
+    mode: Unsuffixed,
+    known_genes: Collection[str],
+    cohort: str | None,
+) -> pd.DataFrame:
+    """The table with unsuffixed gene columns renamed to `<GENE>_mut`, dropped or refused."""
+    if mode not in (*UNSUFFIXED_MODES, "keep"):
+        raise ValueError(f"unsuffixed must be one of {list(UNSUFFIXED_MODES)}, got {mode!r}")
+    found = unsuffixed_gene_columns(table, known_genes) if mode != "keep" else []
+    if not found:
+        return table
+    where = f"{p}" + (f" (cohort {cohort})" if cohort else "")
+    if mode == "error":
+        raise BYOError(
+            f"{where}: {len(found)} column(s) look like genes but have no _rnaseq/_cnv/_mut "
+            f"suffix, e.g. {found[:8]}; set byo.unsuffixed: mut to read them as mutation calls "
+            "(<GENE>_mut), or byo.unsuffixed: ignore to drop them (command line: "
+            "--unsuffixed). A clinical column is kept if its name does not look like a gene "
+            "symbol (e.g. in lower case)"
+        )
+    if mode == "ignore":
+        log.warning(
+            "%s: dropped %d column(s) that look like genes but have no _rnaseq/_cnv/_mut "
+            "suffix (byo.unsuffixed: ignore), e.g. %s",
+            where,
+            len(found),
+            found[:8],
+        )
+        return table.drop(columns=found)
+    clash = [c for c in found if f"{c}_mut" in table.columns]
+    if clash:
+        raise BYOError(
+            f"{where}: byo.unsuffixed: mut would rename {clash[:8]} to <GENE>_mut, but the table "
+            "already has those _mut columns; drop one of each pair"
+        )
+    log.info(
+        "%s: %d unsuffixed gene column(s) read as <GENE>_mut, e.g. %s", where, len(found), found[:8]
+    )
+    return table.rename(columns={c: f"{c}_mut" for c in found})
+
+
+def _labels(table: pd.DataFrame, p: Path) -> tuple[pd.Series, pd.Series]:
+    """survival_months (float, >= 0) and censorship (0/1) of each row, checked per case."""
+    cases = table["case_id"]
+    months = pd.to_numeric(table["survival_months"], errors="coerce")
+    bad = _first_cases(~(months >= 0), cases)
+    if bad:
+        raise BYOError(f"{p}: missing, non-numeric or negative survival_months for cases {bad}")
+    cens = pd.to_numeric(table["censorship"], errors="coerce")
+    bad = _first_cases(~cens.isin([0, 1]), cases)
+    if bad:
+        raise BYOError(f"{p}: censorship must be 0 or 1 (1 = censored); bad for cases {bad}")
+    return months.astype(float), cens.astype(int)
+
+
+def _read_ids(p: Path) -> pd.DataFrame:
+    """The CSV with the unnamed index dropped and a checked, stripped `case_id` column."""
     table = pd.read_csv(p, low_memory=False, dtype={"case_id": str, "slide_id": str})
     table = table.drop(columns=[c for c in table.columns if str(c).startswith("Unnamed:")])
     if "case_id" not in table.columns:
@@ -80,6 +179,40 @@ def read_mcat_table(path: PathLike) -> MCATTable:
     empty = table.index[table["case_id"].isna() | (table["case_id"] == "")]
     if len(empty):
         raise BYOError(f"{p}: empty case_id in data row(s) {[int(i) + 1 for i in empty[:20]]}")
+    return table
+
+
+def _slides(table: pd.DataFrame, p: Path) -> pd.DataFrame:
+    """The (case_id, slide_id stem) rows of the table's slides, checked for duplicates and ids."""
+    if "slide_id" not in table.columns:
+        return pd.DataFrame(columns=["case_id", "slide_id"])
+    rows = table.loc[table["slide_id"].notna(), ["case_id", "slide_id"]].copy()
+    rows["slide_id"] = rows["slide_id"].map(slide_stem)
+    rows = rows[rows["slide_id"] != ""]
+    dup = sorted(set(rows.loc[rows["slide_id"].duplicated(), "slide_id"]))
+    if dup:
+        raise BYOError(f"{p}: slide_id(s) listed more than once: {dup[:20]}")
+    bad_ids = [s for s in rows["slide_id"] if not _ID_RE.match(s)]
+    if bad_ids:
+        raise BYOError(f"{p}: slide ids {bad_ids[:10]} have characters outside [A-Za-z0-9._-]")
+    return rows.reset_index(drop=True)
+
+
+def read_mcat_table(
+    path: PathLike,
+    *,
+    unsuffixed: Unsuffixed = "error",
+    known_genes: Collection[str] = (),
+    cohort: str | None = None,
+) -> MCATTable:
+    """Read an MCAT-style table (CSV, optionally zipped) and check one label/omics set per case.
+
+    Gene columns end in _rnaseq/_cnv/_mut. Columns without a suffix that look like genes
+    (`unsuffixed_gene_columns`, with `known_genes` from the gene families) are handled as
+    `unsuffixed` says, so none becomes a clinical column unnoticed.
+    """
+    p = _require_file(path, "MCAT-style table")
+    table = _apply_unsuffixed(_read_ids(p), p, unsuffixed, known_genes, cohort)
     cases = table["case_id"]
 
     gene_cols = [c for c in table.columns if split_column(str(c)) is not None]
@@ -88,19 +221,10 @@ def read_mcat_table(path: PathLike) -> MCATTable:
     non_numeric = [c for c in gene_cols if not pd.api.types.is_numeric_dtype(table[c])]
     if non_numeric:
         raise BYOError(f"{p}: non-numeric gene column(s) {non_numeric[:20]}")
-
-    months = pd.to_numeric(table["survival_months"], errors="coerce")
-    bad = _first_cases(~(months >= 0), cases)
-    if bad:
-        raise BYOError(f"{p}: missing, non-numeric or negative survival_months for cases {bad}")
-    cens = pd.to_numeric(table["censorship"], errors="coerce")
-    bad = _first_cases(~cens.isin([0, 1]), cases)
-    if bad:
-        raise BYOError(f"{p}: censorship must be 0 or 1 (1 = censored); bad for cases {bad}")
-    table["survival_months"], table["censorship"] = months.astype(float), cens.astype(int)
+    table["survival_months"], table["censorship"] = _labels(table, p)
 
     per_case = [*_LABELS, *gene_cols]
-    multi = table[table["case_id"].duplicated(keep=False)]  # only cases with several slides
+    multi = table[cases.duplicated(keep=False)]  # only cases with several slides
     varying = multi.groupby("case_id", sort=True)[per_case].nunique(dropna=False) > 1
     if varying.to_numpy().any():
         bad_cases = varying.index[varying.any(axis=1)].tolist()
@@ -109,34 +233,26 @@ def read_mcat_table(path: PathLike) -> MCATTable:
             f"{p}: slides of one case disagree on {cols[:10]} for cases {bad_cases[:20]} "
             "(labels and omics must be per case)"
         )
-    clinical_cols = [c for c in table.columns if c not in ("case_id", "slide_id", *per_case)]
+    if "event" in table.columns:  # ours is derived from censorship; a second would clash
+        log.warning("%s: column `event` ignored; event = 1 - censorship", p)
+    reserved = ("case_id", "slide_id", "event", *per_case)
+    clinical_cols = [c for c in table.columns if c not in reserved]
     if clinical_cols:
         differ = multi.groupby("case_id")[clinical_cols].nunique(dropna=False) > 1
         if differ.to_numpy().any():
+            cols = differ.columns[differ.any(axis=0)].tolist()
             log.warning(
-                "%s: clinical column(s) %s differ between slides of a case; first row kept",
+                "%s: %d clinical column(s) differ between slides of a case; first row kept: %s",
                 p,
-                differ.columns[differ.any(axis=0)].tolist(),
+                len(cols),
+                cols[:20],
             )
     first = table.drop_duplicates("case_id", keep="first").set_index("case_id").sort_index()
-    clinical = first[["survival_months"]].copy()
-    clinical["event"] = first["censorship"] == 0  # MCAT: censorship = 1 − event
-    for col in clinical_cols:
-        clinical[col] = first[col]
+    event = (first["censorship"] == 0).rename("event")  # MCAT: censorship = 1 − event
+    clinical = pd.concat([first[["survival_months"]], event, first[clinical_cols]], axis=1)
     omics = first[gene_cols].astype(np.float64)
 
-    slides = pd.DataFrame(columns=["case_id", "slide_id"])
-    if "slide_id" in table.columns:
-        rows = table.loc[table["slide_id"].notna(), ["case_id", "slide_id"]].copy()
-        rows["slide_id"] = rows["slide_id"].map(slide_stem)
-        rows = rows[rows["slide_id"] != ""]
-        dup = sorted(set(rows.loc[rows["slide_id"].duplicated(), "slide_id"]))
-        if dup:
-            raise BYOError(f"{p}: slide_id(s) listed more than once: {dup[:20]}")
-        bad_ids = [s for s in rows["slide_id"] if not _ID_RE.match(s)]
-        if bad_ids:
-            raise BYOError(f"{p}: slide ids {bad_ids[:10]} have characters outside [A-Za-z0-9._-]")
-        slides = rows.reset_index(drop=True)
+    slides = _slides(table, p)
     bad_cases = [c for c in clinical.index if not _ID_RE.match(c)]
     if bad_cases:
         raise BYOError(f"{p}: case ids {bad_cases[:10]} have characters outside [A-Za-z0-9._-]")

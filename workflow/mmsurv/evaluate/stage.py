@@ -40,11 +40,12 @@ def _cindex_notes(per_fold: pd.DataFrame, policies: list[str], *, ddof: int) -> 
     defined = per_fold[per_fold["cindex"].notna()] if "cindex" in per_fold else per_fold
     n_folds = defined.groupby(["cohort", "model"])["fold"].nunique()
     lo, hi = (int(n_folds.min()), int(n_folds.max())) if len(n_folds) else (0, 0)
+    kind = "sample std" if ddof == 1 else "population std"
     return [
         f"model selection: {', '.join(policies)} (the held-out fold never picks an epoch)",
-        f"mean ± sample std (ddof={ddof}) over {lo}–{hi} folds"
+        f"mean ± {kind} (ddof={ddof}) over {lo}–{hi} folds"
         if lo != hi
-        else f"mean ± sample std (ddof={ddof}) over {hi} folds",
+        else f"mean ± {kind} (ddof={ddof}) over {hi} folds",
     ]
 
 
@@ -57,6 +58,7 @@ def write_cindex_outputs(
     model_order: Sequence[str],
     cohort_order: Sequence[str],
     out_prov: PathLike | None = None,
+    ddof: int = 1,
 ) -> pd.DataFrame:
     """Per-fold c-index TSV plus the mean +- std table (CSV, Markdown) with provenance notes.
 
@@ -71,7 +73,7 @@ def write_cindex_outputs(
         per_fold.to_csv(tmp, sep="\t", index=False, na_rep="NaN")  # NaN: undefined c-index
     if out_prov is not None:
         write_text_atomic(out_prov, provenance_rst(preds))
-    notes = _cindex_notes(per_fold, sorted(set(preds["model_selection"])), ddof=1)
+    notes = _cindex_notes(per_fold, sorted(set(preds["model_selection"])), ddof=ddof)
     write_cindex_tables(
         per_fold,
         out_csv,
@@ -80,6 +82,7 @@ def write_cindex_outputs(
         cohort_order=list(cohort_order),
         notes=notes,
         predictions=preds,
+        ddof=ddof,
     )
     return per_fold
 
@@ -173,6 +176,7 @@ def write_metrics_outputs(
     seed: int = 0,
     ci_level: float = 0.95,
     out_prov: PathLike | None = None,
+    ddof: int = 1,
 ) -> pd.DataFrame:
     """td-AUC, integrated Brier score and bootstrap CI of the pooled c-index (CSV, Markdown).
 
@@ -192,6 +196,7 @@ def write_metrics_outputs(
         ci_level=ci_level,
         model_order=model_order,
         cohort_order=cohort_order,
+        ddof=ddof,
     )
     with atomic_path(folds_tsv) as tmp:
         per_fold.to_csv(tmp, sep="\t", index=False, float_format="%.6f")
@@ -205,7 +210,9 @@ def write_metrics_outputs(
         "the fold (bin edges from the fold's meta.json), 1 before the first bin end",
         "both are computed per fold on its held-out cases, with the censoring distribution "
         "(IPCW) estimated on that fold's training cases; follow-up beyond the last training time "
-        "is censored there; shown as mean ± sample std (ddof=1) over folds, (k/n) when only k of "
+        "is censored there; shown as mean ± "
+        + ("sample std" if ddof == 1 else "population std")
+        + f" (ddof={ddof}) over folds, (k/n) when only k of "
         "n folds define the value (reasons in the CSV's note column)",
         "horizons: "
         + (

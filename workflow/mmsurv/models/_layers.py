@@ -109,6 +109,12 @@ class SurvModel(nn.Module):
     """Base class: declares the modalities a model needs and validates forward inputs."""
 
     modalities: ClassVar[frozenset[str]] = frozenset()
+    # Multimodal models name the sub-modules of their genomics branch: every module that reads
+    # only omics-derived tensors, before they mix with pathology (see omic_parameters).
+    omic_modules: ClassVar[tuple[str, ...]] = ()
+    # True for models whose forward concatenates all omics blocks into one vector (training's
+    # omic_input unique_genes then passes one block of unique columns instead of the families).
+    concat_omics: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -155,3 +161,18 @@ class SurvModel(nn.Module):
                 raise ValueError(
                     f"{name}: omics shapes {got} do not match omic_sizes {self.omic_sizes}"
                 )
+
+    def omic_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the genomics branch (training's l1_scope omic); none → ValueError."""
+        name = type(self).__name__
+        if "omic" not in self.modalities:
+            raise ValueError(f"l1_scope omic: {name} reads no omics, so it has no genomics branch")
+        if self.modalities == frozenset({"omic"}):
+            return list(self.parameters())  # a genomics-only model is all genomics branch
+        if not self.omic_modules:
+            raise ValueError(f"l1_scope omic: {name} does not declare its omic_modules")
+        seen: dict[int, nn.Parameter] = {}
+        for module in self.omic_modules:
+            for q in self.get_submodule(module).parameters():
+                seen.setdefault(id(q), q)
+        return list(seen.values())

@@ -40,6 +40,8 @@ class DualTrans(SurvModel):
     """
 
     modalities = frozenset({"path", "omic"})
+    # The family SNNs and the gene encoder over their tokens (the decoders see pathology).
+    omic_modules = ("sig_networks", "gen_encoder")
 
     def __init__(
         self,

@@ -53,6 +53,9 @@ class HFBSurv(SurvModel):
     """Pooled path + SNN omic vectors → intra-modal MFB (each with itself) → inter-modal MFB."""
 
     modalities = frozenset({"path", "omic"})
+    # The omic SNN and the omic vector's own intra- and inter-modal projections.
+    omic_modules = ("fc_omic", "intra_omic", "inter_omic")
+    concat_omics = True
 
     def __init__(
         self,

@@ -20,6 +20,8 @@ class MCAT(SurvModel):
     """Gene-family tokens query the patches (G×N co-attention); two heads; concat → logits."""
 
     modalities = frozenset({"path", "omic"})
+    # The family SNNs and the genomic head over their tokens (snn_trans is this branch alone).
+    omic_modules = ("sig_networks", "omic_head")
 
     def __init__(self, *, d: int = 256, n_heads: int = 8, n_layers: int = 2, **kwargs: Any) -> None:
         kwargs.setdefault("dropout", 0.25)

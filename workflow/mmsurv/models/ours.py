@@ -107,6 +107,11 @@ class Ours(SurvModel):
         self.mm = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
         self.classifier = nn.Linear(d, self.n_bins)
 
+    def omic_parameters(self) -> list[nn.Parameter]:
+        """Genomics branch: family SNNs + B^g's own q/k/v (BDCA), else the genomic aggregator."""
+        names = ("q_g", "k_g", "v_g") if self.use_bdca else ("omic_agg",)
+        return [q for n in ("sig_networks", *names) for q in self.get_submodule(n).parameters()]
+
     def group_patches(self, path: torch.Tensor) -> torch.Tensor:
         """Randomly partition the (N, D) bag into C_p groups and average each → (C_p, D)."""
         n, c = path.shape[0], self.n_groups

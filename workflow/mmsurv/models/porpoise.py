@@ -80,6 +80,9 @@ class Porpoise(SurvModel):
     """ABMIL path (512, gated attn 256, rho 256) + SNN omics (256, 256) → bilinear fusion."""
 
     modalities = frozenset({"path", "omic"})
+    # The omic SNN, and the fusion's projection of the omic vector alone (its gate z2 sees both).
+    omic_modules = ("fc_omic", "fusion.linear_h2")
+    concat_omics = True
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ class SNN(SurvModel):
     """Concatenated omics → 4 × [Linear 256 → ELU → AlphaDropout] → n_bins logits."""
 
     modalities = frozenset({"omic"})
+    concat_omics = True
 
     def __init__(self, *, hidden: int = 256, n_blocks: int = 4, **kwargs: Any) -> None:
         kwargs.setdefault("dropout", 0.25)

@@ -27,11 +27,13 @@ def write_run_summary(
     km_stats: Sequence[PathLike],
     splits: Sequence[PathLike],
     metrics_csv: PathLike | None = None,
+    effective_config: Sequence[Sequence[str]] | None = None,
 ) -> None:
     """A one-page Markdown summary of the run's provenance, cohorts, tables and KM statistics.
 
     With ``metrics_csv`` (the metrics table's CSV) the pooled c-index and its bootstrap CI,
-    the td-AUCs and the IBS are listed too.
+    the td-AUCs and the IBS are listed too. ``effective_config`` ([key, value, source] rows of
+    :func:`mmsurv.config.effective_rows`) ends the page, so a run states every setting it used.
     """
     if any("path" in model_inputs(m) for m in config["training"]["models"]):
         weights = config["features"].get("weights") or "random-init"
@@ -73,4 +75,17 @@ def write_run_summary(
         keys = ["cohort", "model", "metric", "horizon", "value", "std", "ci_low", "ci_high"]
         lines += ["", "## More metrics (pooled c-index CI, td-AUC, IBS)", ""]
         lines.append(metrics[keys].to_markdown(index=False, floatfmt=".3f"))
+    if effective_config:
+        lines += ["", "## Effective configuration", ""]
+        lines += [
+            "Source: `user` = your config file or --config, `protocol <name>` = "
+            "`training.protocol`'s preset, `demo` = config/config.yaml (read only when no "
+            "--configfile is given), `default` = the schema's default.",
+            "",
+            "| key | value | source |",
+            "|---|---|---|",
+        ]
+        # GFM: a pipe inside a table cell, even in a code span, must be escaped.
+        escaped = [(k, v.replace("|", "\\|"), src) for k, v, src in effective_config]
+        lines += [f"| `{k}` | `{v}` | {src} |" for k, v, src in escaped]
     write_text_atomic(out_md, "\n".join(lines) + "\n")

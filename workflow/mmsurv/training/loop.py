@@ -25,6 +25,7 @@ __all__ = [
     "cindex",
     "evaluate_loss",
     "fit_epochs",
+    "l1_parameters",
     "predict_case",
     "predict_fold",
     "select_weights",
@@ -43,6 +44,9 @@ class StepConfig:
     grad_accum: int = 1
     l1_reg: float = 0.0
     alpha_surv: float = 0.0
+    l1_scaling: str = "per_step"  # per_step: l1 / grad_accum per case; per_case: l1 per case
+    l1_scope: str = "all"  # all parameters, or omic: the genomics branch only
+    partial_step: bool = True  # step on the leftover group at epoch end (else carry it, MCAT)
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,21 @@ def predict_case(
     return res
 
 
+def l1_parameters(model: torch.nn.Module, scope: str) -> list[torch.nn.Parameter]:
+    """The parameters the L1 penalty covers: all, or (omic) the model's genomics branch."""
+    if scope == "all":
+        return list(model.parameters())
+    if scope != "omic":
+        raise ValueError(f"l1_scope={scope!r}; choose 'all' or 'omic'")
+    omic_parameters = getattr(model, "omic_parameters", None)
+    if omic_parameters is None:
+        raise ValueError(
+            f"l1_scope omic: {type(model).__name__} does not declare its genomics branch "
+            "(SurvModel.omic_parameters)"
+        )
+    return list(omic_parameters())
+
+
 def train_one_epoch(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -124,11 +143,17 @@ def train_one_epoch(
 ) -> EpochResult:
     """One pass over `order` at batch size 1, accumulating gradients over grad_accum cases.
 
-    Each case adds (NLL + aux [+ l1_reg * sum|w|]) / grad_accum to the gradients; the optimizer
-    steps every grad_accum cases, and once more for a partial group at the end of the epoch.
+    Each case adds (NLL + aux) / grad_accum to the gradients, plus l1_reg * sum|w| over the
+    l1_scope parameters, divided by grad_accum too (per_step) or not (per_case, MCAT). The
+    optimizer steps every grad_accum cases, and once more for a partial group at the end of the
+    epoch; without partial_step (MCAT) the leftover gradients are neither stepped nor zeroed,
+    so they carry into the first step of the next epoch.
     """
     model.train()
-    optimizer.zero_grad()
+    if cfg.partial_step:
+        optimizer.zero_grad()
+    l1_params = l1_parameters(model, cfg.l1_scope) if cfg.l1_reg > 0 else []
+    per_case = cfg.l1_scaling == "per_case"
     tot = surv_tot = aux_tot = 0.0
     risk: dict[int, float] = {}
     for step, i in enumerate(order, start=1):
@@ -143,9 +168,14 @@ def train_one_epoch(
             alpha=cfg.alpha_surv,
         )
         loss = loss_surv + res.aux_loss
-        if cfg.l1_reg > 0:
-            loss = loss + cfg.l1_reg * sum(q.abs().sum() for q in model.parameters())
-        (loss / cfg.grad_accum).backward()
+        if cfg.l1_reg > 0 and per_case:
+            penalty = cfg.l1_reg * sum(q.abs().sum() for q in l1_params)
+            (loss / cfg.grad_accum + penalty).backward()
+            loss = loss + penalty
+        else:
+            if cfg.l1_reg > 0:
+                loss = loss + cfg.l1_reg * sum(q.abs().sum() for q in l1_params)
+            (loss / cfg.grad_accum).backward()
         if step % cfg.grad_accum == 0:
             optimizer.step()
             optimizer.zero_grad()
@@ -153,7 +183,7 @@ def train_one_epoch(
         surv_tot += float(loss_surv.detach())
         aux_tot += float(res.aux_loss.detach())
         risk[int(i)] = float(-res.surv.detach().sum())
-    if len(order) % cfg.grad_accum != 0:
+    if cfg.partial_step and len(order) % cfg.grad_accum != 0:
         optimizer.step()
         optimizer.zero_grad()
     n = len(order)
@@ -227,6 +257,8 @@ def fit_epochs(
             epoch + 1, epochs, row["loss"], row["loss_surv"], row["loss_aux"], train_ci,
             row["seconds"],
         )  # fmt: skip
+    if not cfg.partial_step:
+        optimizer.zero_grad()  # MCAT: the last epoch's leftover gradients are never stepped
     fit.train_seconds = time.perf_counter() - t_start
     return fit
 

@@ -80,6 +80,8 @@ def fold_meta(
         "params": p,
         "model_kwargs_resolved": model_kwargs,
         "bin_edges": data.edges.tolist(),
+        "bins_fit_on": p["bins_fit_on"],  # all: the held-out fold's times shaped the edges
+        "omic_input": inputs.omic_input,  # the layout the model got (see params.omic_input)
         "n_train": len(cases.train_ids),
         "n_test": len(cases.test_ids),
         "train_case_ids": cases.train_ids,

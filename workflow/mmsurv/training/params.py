@@ -6,10 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "BINS_FIT_ON",
     "CALLER_KEYS",
     "DEFAULT_PARAMS",
+    "L1_SCALING",
+    "L1_SCOPE",
     "MISSING_MODALITY",
     "MODEL_SELECTION_POLICIES",
+    "OMIC_INPUT",
+    "model_params",
     "resolve_params",
 ]
 
@@ -27,7 +32,12 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "model_selection": "last_epoch",
     "inner_val_fraction": 0.2,
     "missing_modality": "error",
-    "num_threads": None,
+    "bins_fit_on": "train",
+    "l1_scaling": "per_step",
+    "l1_scope": "all",
+    "omic_input": "families",
+    "partial_step": True,
+    "num_threads": None,  # set by scripts/train.py from the rule's threads; not a config key
     "model_kwargs": {},
 }
 # last_epoch: the weights after the last epoch, no validation data looked at (MCAT).
@@ -38,8 +48,51 @@ MODEL_SELECTION_POLICIES = ("last_epoch", "inner_val")
 # hold complete cases only, so this is a broken input) or exclude (missing_policy
 # keep_unimodal: the job trains and scores the cases its model can use, and lists the others).
 MISSING_MODALITY = ("error", "exclude")
-# Keys of the workflow's `training:` config that train_fold takes as arguments (or ignores).
-CALLER_KEYS = ("models", "seed", "device")
+# MCAT-compatible protocol switches; the first value of each is the default (see the schema).
+# bins_fit_on: the cases the time-bin edges are fitted on: the training cases, or all cases of
+# the job (training + held-out fold, MCAT; leaks the held-out times into the bin edges).
+BINS_FIT_ON = ("train", "all")
+# l1_scaling: per_step = l1_reg·Σ|w| is divided by grad_accum with the case loss (one full step
+# carries l1_reg once); per_case = it is added undivided to each case (MCAT's lambda_reg).
+L1_SCALING = ("per_step", "per_case")
+# l1_scope: the parameters the L1 penalty covers: all of them, or the genomics branch only.
+L1_SCOPE = ("all", "omic")
+# omic_input: models on the concatenated omics vector get the family blocks (a gene in two
+# families twice) or each omics column once.
+OMIC_INPUT = ("families", "unique_genes")
+_CHOICES = {
+    "bins_fit_on": BINS_FIT_ON,
+    "l1_scaling": L1_SCALING,
+    "l1_scope": L1_SCOPE,
+    "omic_input": OMIC_INPUT,
+    "missing_modality": MISSING_MODALITY,
+}
+# Keys of the workflow's `training:` config that train_fold takes as arguments (or ignores);
+# `protocol` is expanded into the keys above when the config is parsed.
+CALLER_KEYS = ("models", "seed", "device", "protocol")
+
+
+def model_params(training: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """One model's training params: the shared `training:` keys, then `per_model[model]` over them.
+
+    `model_kwargs` in the config maps model -> kwargs; the result holds only this model's.
+    """
+    override = dict((training.get("per_model") or {}).get(model) or {})
+    fixed = sorted(set(override) & {*CALLER_KEYS, "per_model"})
+    if fixed:
+        raise ValueError(
+            f"config key training.per_model.{model}: {fixed} cannot differ between models"
+        )
+    unknown = sorted(set(override) - set(DEFAULT_PARAMS))
+    if unknown:
+        raise ValueError(
+            f"config key training.per_model.{model}: unknown training keys {unknown}; "
+            f"allowed: {sorted(set(DEFAULT_PARAMS) - {'num_threads'})}"
+        )
+    params = {k: v for k, v in training.items() if k != "per_model"}
+    params["model_kwargs"] = dict(params.get("model_kwargs") or {}).get(model, {})
+    params.update(override)
+    return params
 
 
 def resolve_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -64,10 +117,11 @@ def resolve_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(
             f"params.inner_val_fraction must be in (0, 1), got {p['inner_val_fraction']}"
         )
-    if p["missing_modality"] not in MISSING_MODALITY:
-        raise ValueError(
-            f"params.missing_modality={p['missing_modality']!r}; choose one of {MISSING_MODALITY}"
-        )
+    for key, choices in _CHOICES.items():
+        if p[key] not in choices:
+            raise ValueError(f"params.{key}={p[key]!r}; choose one of {choices}")
+    if not isinstance(p["partial_step"], bool):
+        raise ValueError(f"params.partial_step must be true or false, got {p['partial_step']!r}")
     if p["model_selection"] not in MODEL_SELECTION_POLICIES:
         raise ValueError(
             f"params.model_selection={p['model_selection']!r} is not supported; "

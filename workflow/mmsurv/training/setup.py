@@ -86,6 +86,7 @@ class FoldInputs:
     """The model inputs read for the job: omics blocks and scaler, the open bag store."""
 
     omic_sizes: list[int]
+    omic_input: str = "families"  # unique_genes: one block of each omics column once
     omics_blocks: list[np.ndarray] | None = None
     scaler: Standardizer | None = None
     store: BagStore | None = None
@@ -96,7 +97,7 @@ class FoldInputs:
 
 @dataclass(frozen=True)
 class FoldData:
-    """Bin edges (training cases only) and the fit, inner-validation and test datasets."""
+    """Bin edges (bins_fit_on's cases) and the fit, inner-validation and test datasets."""
 
     edges: np.ndarray
     ds_train: SurvivalDataset
@@ -202,9 +203,16 @@ def select_cases(job: FoldJob, clinical: pd.DataFrame) -> FoldCases:
 
 
 def _load_omics(
-    omics_parquet: str, families: dict[str, list[str]], case_ids: list[str], train_ids: list[str]
+    omics_parquet: str,
+    families: dict[str, list[str]],
+    case_ids: list[str],
+    train_ids: list[str],
+    unique: bool = False,
 ) -> tuple[list[np.ndarray], Standardizer]:
-    """Standardise the family columns with training statistics; return per-family blocks."""
+    """Standardise the family columns with training statistics; return per-family blocks.
+
+    unique: one block instead, each column once (first occurrence, in family order).
+    """
     table = pd.read_parquet(omics_parquet)
     table.index = table.index.astype(str)
     absent = [c for c in case_ids if c not in table.index]
@@ -216,7 +224,25 @@ def _load_omics(
         raise ValueError(f"{omics_parquet}: family columns missing: {missing_cols[:20]}")
     scaler = Standardizer().fit(table.loc[train_ids, columns])
     z = scaler.transform(table.loc[case_ids, columns])
+    if unique:
+        return [z[columns].to_numpy(dtype=np.float32)], scaler
     return [z[cols].to_numpy(dtype=np.float32) for cols in families.values()], scaler
+
+
+def _omic_input(job: FoldJob, families: dict[str, list[str]]) -> str:
+    """The omics layout the model gets: unique_genes only for models on the concatenated vector."""
+    if job.p["omic_input"] != "unique_genes" or not job.need_omic:
+        return "families"
+    if not getattr(model_class(job.model_name), "concat_omics", False):
+        log.info(
+            "omic_input unique_genes: %s keeps one block per gene family (it does not "
+            "concatenate them)", job.model_name,
+        )  # fmt: skip
+        return "families"
+    n_unique = len({c for cols in families.values() for c in cols})
+    n_cat = sum(len(cols) for cols in families.values())
+    log.info("omic_input unique_genes: %d unique omics columns (families: %d)", n_unique, n_cat)
+    return "unique_genes"
 
 
 def load_inputs(job: FoldJob, cases: FoldCases) -> FoldInputs:
@@ -226,9 +252,16 @@ def load_inputs(job: FoldJob, cases: FoldCases) -> FoldInputs:
     """
     families = read_families_json(job.families_json)
     inputs = FoldInputs(omic_sizes=[len(cols) for cols in families.values()])
+    inputs.omic_input = _omic_input(job, families)
+    if inputs.omic_input == "unique_genes":
+        inputs.omic_sizes = [len({c for cols in families.values() for c in cols})]
     if job.need_omic:
         inputs.omics_blocks, inputs.scaler = _load_omics(
-            job.omics_parquet, families, cases.train_ids + cases.test_ids, cases.train_ids
+            job.omics_parquet,
+            families,
+            cases.train_ids + cases.test_ids,
+            cases.train_ids,
+            unique=inputs.omic_input == "unique_genes",
         )
     if job.need_path:
         if job.bags_h5 is None:
@@ -254,13 +287,21 @@ def check_bags(store: BagStore, case_ids: list[str], bags_h5: str) -> None:
 def build_datasets(
     p: dict[str, Any], clinical: pd.DataFrame, cases: FoldCases, inputs: FoldInputs
 ) -> FoldData:
-    """Bin the times on the training cases and build the fit, inner-validation and test sets."""
+    """Bin the times (bins_fit_on's cases) and build the fit, inner-validation and test sets."""
     train_ids, test_ids = cases.train_ids, cases.test_ids
     n_train = len(train_ids)
     times = clinical.loc[train_ids + test_ids, "survival_months"].to_numpy(dtype=float)
     events = clinical.loc[train_ids + test_ids, "event"].to_numpy(dtype=bool)
-    # Bins from the training cases only (MCAT fits them on all patients: a test-fold leak).
-    edges = time_bin_edges(times[:n_train], events[:n_train], p["n_bins"])
+    if p["bins_fit_on"] == "all":
+        # MCAT fits the bins on all patients, held-out fold included.
+        log.warning(
+            "bins_fit_on all: the bin edges use the held-out cases' survival times (leaks test "
+            "times into the bin edges; MCAT's protocol)"
+        )
+        edges = time_bin_edges(times, events, p["n_bins"])
+    else:
+        # Bins from the training cases only (MCAT fits them on all patients: a test-fold leak).
+        edges = time_bin_edges(times[:n_train], events[:n_train], p["n_bins"])
     labels = discretize(times, edges)
     blocks = inputs.omics_blocks
 

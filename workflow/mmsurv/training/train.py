@@ -15,7 +15,14 @@ import torch
 from mmsurv.bags.data import read_clinical
 from mmsurv.models import model_modalities
 from mmsurv.training.dataset import make_weighted_sampler
-from mmsurv.training.loop import StepConfig, cindex, fit_epochs, predict_fold, select_weights
+from mmsurv.training.loop import (
+    StepConfig,
+    cindex,
+    fit_epochs,
+    l1_parameters,
+    predict_fold,
+    select_weights,
+)
 from mmsurv.training.outputs import fold_meta, fold_summary, predictions_frame, write_outputs
 from mmsurv.training.params import DEFAULT_PARAMS, resolve_params
 from mmsurv.training.setup import (
@@ -89,6 +96,18 @@ def train_fold(
     return summary
 
 
+def _check_protocol(job: FoldJob, cases: FoldCases, model: torch.nn.Module) -> None:
+    """Fail before the first epoch on an L1 scope or step rule that cannot train this job."""
+    p = job.p
+    if p["l1_reg"] > 0:
+        l1_parameters(model, p["l1_scope"])  # l1_scope omic on a model without omics → error
+    if not p["partial_step"] and cases.n_fit < p["grad_accum"]:
+        raise ValueError(
+            f"partial_step false with grad_accum={p['grad_accum']} > {cases.n_fit} training "
+            "cases: the optimizer would never step; use partial_step true or a smaller grad_accum"
+        )
+
+
 def _run(
     job: FoldJob, clinical: pd.DataFrame, cases: FoldCases, inputs: FoldInputs
 ) -> dict[str, Any]:
@@ -106,7 +125,11 @@ def _run(
         grad_accum=p["grad_accum"],
         l1_reg=p["l1_reg"],
         alpha_surv=p["alpha_surv"],
+        l1_scaling=p["l1_scaling"],
+        l1_scope=p["l1_scope"],
+        partial_step=p["partial_step"],
     )
+    _check_protocol(job, cases, model)
     optimizer = make_optimizer(model, p)
     ds_train = data.ds_train
     sampler = (

@@ -1,0 +1,173 @@
+"""A user's config means what it says: schema defaults (never the demo's), presets, provenance."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mmsurv.config import (
+    PROTOCOLS,
+    apply_protocol,
+    effective_rows,
+    flatten,
+    format_effective,
+    provenance,
+)
+from mmsurv.training.params import model_params
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+ROW = re.compile(r"^  (\S+)\s+= (.*)  \[([^\]]+)\]$")
+
+# What a user who has never seen the demo writes: inputs, one model, nothing else.
+PARTIAL = {
+    "cohorts": ["DEMO-BLCA"],
+    "data_source": "demo",
+    "samples": "config/demo/slides.tsv",
+    "clinical": "results/demo_data/{cohort}/clinical.tsv",
+    "omics": "results/demo_data/{cohort}/omics.tsv",
+    "training": {"models": ["snn"]},
+    "evaluation": {"km_model": "snn"},
+}
+
+
+def _schema_default(path: str) -> Any:
+    """The schema's default at a dotted path (walking properties, $ref and section defaults)."""
+    node: dict[str, Any] = SCHEMA
+    value: Any = None
+    for key in path.split("."):
+        if "$ref" in node:
+            node = SCHEMA["definitions"][node["$ref"].rsplit("/", 1)[1]]
+        node = node["properties"][key]
+        if "$ref" in node:
+            node = {**SCHEMA["definitions"][node["$ref"].rsplit("/", 1)[1]], **node}
+        value = node.get("default")
+    return value
+
+
+def _copy_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    shutil.copytree(
+        REPO,
+        repo,
+        ignore=shutil.ignore_patterns(".git", ".venv", "results*", ".snakemake", "test-artifacts"),
+    )
+    return repo
+
+
+def _effective(output: str) -> dict[str, tuple[str, str]]:
+    """key -> (value as JSON, source) from the parse-time log of a snakemake run."""
+    rows = {}
+    for line in output.splitlines():
+        if m := ROW.match(line):
+            rows[m.group(1)] = (m.group(2), m.group(3))
+    return rows
+
+
+def _dry_run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_flatten_and_provenance_label_every_leaf() -> None:
+    config = {"a": 1, "b": {"c": 2, "d": {"e": 3}}, "f": {}}
+    assert flatten(config) == {"a": 1, "b.c": 2, "b.d.e": 3, "f": {}}
+    sources = provenance(config, {"a": 1}, {"b": {"c": 9}}, {"b.d.e": "protocol mcat"})
+    assert sources == {"a": "user", "b.c": "demo", "b.d.e": "protocol mcat", "f": "default"}
+    rows = effective_rows(config, sources)
+    assert rows[0] == ["a", "1", "user"] and rows[-1] == ["f", "{}", "default"]
+    assert "b.d.e = 3  [protocol mcat]" in format_effective(rows, demo_loaded=False)
+
+
+def test_protocol_fills_only_what_the_user_left_out() -> None:
+    user = {"training": {"protocol": "mcat", "epochs": 3, "per_model": {"snn": {"l1_reg": 0.5}}}}
+    config = {"training": {"protocol": "mcat", "epochs": 3, "per_model": {"snn": {"l1_reg": 0.5}}}}
+    applied = apply_protocol(config, user)
+    assert config["training"]["epochs"] == 3  # the user's value wins
+    assert config["training"]["per_model"] == {"snn": {"l1_reg": 0.5}}
+    assert config["training"]["grad_accum"] == 32 and config["training"]["bins_fit_on"] == "all"
+    assert config["evaluation"]["std_ddof"] == 0
+    assert "training.epochs" not in applied and applied["training.grad_accum"] == "protocol mcat"
+    preset = flatten(PROTOCOLS["mcat"])
+    assert set(applied) == set(preset) - {"training.epochs", "training.per_model.snn.l1_reg"}
+
+
+def test_unknown_protocol_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="training.protocol='mcta'.*default.*mcat"):
+        apply_protocol({"training": {"protocol": "mcta"}}, {})
+
+
+def test_partial_config_takes_schema_defaults_not_the_demo(tmp_path: Path) -> None:
+    repo = _copy_repo(tmp_path)
+    (repo / "mine.yaml").write_text(yaml.safe_dump(PARTIAL))
+    proc = _dry_run(repo, "--configfile", "mine.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = _effective(proc.stdout + proc.stderr)
+    assert rows, "no effective configuration in the parse-time log"
+    assert not [k for k, (_, src) in rows.items() if src == "demo"], "demo values leaked in"
+    for key, value in flatten(PARTIAL).items():
+        assert rows[key][1] == "user" and json.loads(rows[key][0]) == value, key
+    defaults = {k: v for k, (v, src) in rows.items() if src == "default"}
+    # The two values the issue saw inherited from the demo (5 epochs, accumulation 2).
+    assert defaults["training.epochs"] == "20" and defaults["training.grad_accum"] == "32"
+    for key, value in defaults.items():
+        assert json.loads(value) == _schema_default(key), key
+    # Only the configured model is trained (the demo would have added 12 more).
+    assert re.search(r"^train\s+5$", proc.stdout, flags=re.M), proc.stdout
+
+
+def test_no_configfile_means_the_demo_and_says_so(tmp_path: Path) -> None:
+    repo = _copy_repo(tmp_path)
+    proc = _dry_run(repo, "--config", "run_name=mine")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "no --configfile given: the demo config/config.yaml" in out
+    rows = _effective(out)
+    assert rows["run_name"] == ('"mine"', "user")
+    assert rows["training.epochs"] == ("5", "demo")
+    assert rows["cohorts"][1] == "demo" and rows["training.protocol"][1] == "default"
+
+
+def test_mcat_protocol_is_expanded_and_labelled(tmp_path: Path) -> None:
+    repo = _copy_repo(tmp_path)
+    config = {**PARTIAL, "training": {"models": ["snn"], "protocol": "mcat", "epochs": 4}}
+    (repo / "mcat.yaml").write_text(yaml.safe_dump(config))
+    proc = _dry_run(repo, "--configfile", "mcat.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = _effective(proc.stdout + proc.stderr)
+    assert rows["training.epochs"] == ("4", "user")
+    assert rows["training.grad_accum"] == ("32", "protocol mcat")
+    assert rows["training.bins_fit_on"] == ('"all"', "protocol mcat")
+    assert rows["evaluation.std_ddof"] == ("0", "protocol mcat")
+    assert rows["training.per_model.snn.l1_reg"] == ("0.0001", "protocol mcat")
+
+
+def test_per_model_keys_override_the_shared_ones_for_that_model_only() -> None:
+    training = {
+        "models": ["snn", "mcat"],
+        "l1_reg": 0.0,
+        "epochs": 20,
+        "model_kwargs": {"mcat": {"dropout": 0.1}},
+        "per_model": {"snn": {"l1_reg": 1.0e-4}},
+    }
+    snn, mcat = model_params(training, "snn"), model_params(training, "mcat")
+    assert snn["l1_reg"] == 1.0e-4 and mcat["l1_reg"] == 0.0 and snn["epochs"] == 20
+    assert snn["model_kwargs"] == {} and mcat["model_kwargs"] == {"dropout": 0.1}
+    assert "per_model" not in snn
+    with pytest.raises(ValueError, match=r"training.per_model.snn: unknown training keys \['l2'\]"):
+        model_params({"per_model": {"snn": {"l2": 1}}}, "snn")
+    with pytest.raises(ValueError, match="per_model.snn.*cannot differ"):
+        model_params({"per_model": {"snn": {"seed": 3}}}, "snn")
