@@ -7,6 +7,7 @@ import re
 
 import h5py
 import numpy as np
+import openslide
 import pytest
 import torch
 from torch import nn
@@ -258,10 +259,30 @@ def _zero_tile_features(enc):
         return enc((torch.zeros(1, 3, 224, 224) - mean) / std).numpy()[0]
 
 
+def _damage(path, tiles, damage):
+    """Damage stored tiles of a slide: random bytes, partly zeroed or cut-short JPEG data."""
+    if damage == "random":
+        synth.corrupt_tiles(path, tiles)
+    else:
+        synth.damage_jpeg_tiles(path, tiles, how="zero" if damage == "zeroed" else "cut")
+
+
 @pytest.mark.parametrize(
-    ("fast_tiles", "decode_on_device"), [("aligned", False), ("never", False), ("aligned", True)]
+    ("damage", "fast_tiles", "decode_on_device"),
+    [
+        ("random", "aligned", False),
+        ("random", "never", False),
+        ("random", "aligned", True),
+        # libjpeg decodes these with a mere warning; openslide refuses them
+        ("zeroed", "aligned", False),
+        ("zeroed", "aligned", True),
+        ("cut", "aligned", False),
+        ("cut", "aligned", True),
+    ],
 )
-def test_corrupt_tile_is_counted_and_replaced(aperio, tmp_path, fast_tiles, decode_on_device):
+def test_corrupt_tile_is_counted_and_replaced(
+    aperio, tmp_path, damage, fast_tiles, decode_on_device
+):
     slide, coords_h5, _ = aperio
     coords, _ = wsi.read_coords_h5(coords_h5)
     bad = tmp_path / "corrupt.svs"
@@ -269,7 +290,7 @@ def test_corrupt_tile_is_counted_and_replaced(aperio, tmp_path, fast_tiles, deco
     with wsi.open_slide(slide) as s:
         n_cols = -(-s.dimensions[0] // 256)
     x, y = coords[1] // 256
-    synth.corrupt_tiles(bad, [int(y * n_cols + x)])  # the stored tile under patch 1
+    _damage(bad, [int(y * n_cols + x)], damage)  # the stored tile under patch 1
     enc = TinyEncoder()
     extract.extract_slide_features(slide, coords_h5, tmp_path / "clean.h5", encoder=enc)
     with pytest.warns(UserWarning, match=r"corrupt.svs: 1 of \d+ tiles unreadable"):
@@ -286,10 +307,73 @@ def test_corrupt_tile_is_counted_and_replaced(aperio, tmp_path, fast_tiles, deco
     clean, _, _, _ = _read(tmp_path / "clean.h5")
     got, _, attrs, bad_tiles = _read(tmp_path / "bad.h5")
     assert attrs["n_bad_tiles"] == 1 and bad_tiles.tolist() == [1]
+    assert attrs["n_fast_tiles"] == (0 if fast_tiles == "never" else len(got) - 1)
     np.testing.assert_allclose(got[1], _zero_tile_features(enc), rtol=1e-5, atol=1e-6)
     # the other tiles are unharmed: openslide's handle is reopened after its error
     keep = np.arange(len(got)) != 1
     np.testing.assert_allclose(got[keep], clean[keep], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("decode_on_device", [False, True])
+def test_partly_zeroed_tiles_are_all_counted_bad(aperio, tmp_path, decode_on_device):
+    """Tiles with partly zeroed entropy-coded data: every one that openslide refuses is counted
+    bad, none is encoded from the raw-tile fast path, and the others keep their features."""
+    slide, coords_h5, _ = aperio
+    coords, _ = wsi.read_coords_h5(coords_h5)
+    with wsi.open_slide(slide) as s:
+        n_cols = -(-s.dimensions[0] // 256)
+    hit = list(range(0, len(coords), 3))
+    tiles = [int(y * n_cols + x) for x, y in coords[hit] // 256]
+    zeroed = tmp_path / "zeroed.svs"
+    zeroed.write_bytes(slide.read_bytes())
+    synth.damage_jpeg_tiles(zeroed, tiles, how="zero")
+    for j in hit:  # openslide's verdict: every damaged tile is unreadable
+        with wsi.open_slide(zeroed) as s, pytest.raises(openslide.OpenSlideError, match="JPEG"):
+            wsi.read_patch_region(s, coords[j], wsi.read_coords_h5(coords_h5)[1])
+    enc = TinyEncoder()
+    kw = {"encoder": enc, "batch_size": 4, "decode_on_device": decode_on_device}
+    extract.extract_slide_features(slide, coords_h5, tmp_path / "clean.h5", **kw)
+    with pytest.warns(UserWarning, match=rf"zeroed.svs: {len(hit)} of {len(coords)} tiles") as rec:
+        extract.extract_slide_features(
+            zeroed, coords_h5, tmp_path / "zeroed.h5", max_bad_tile_fraction=1.0, **kw
+        )
+    x0, y0 = (int(v) for v in coords[0])
+    msg = next(str(w.message) for w in rec if "zeroed.svs" in str(w.message))
+    assert f"first: tile 0 at ({x0}, {y0}): " in msg and "np.int64" not in msg
+    clean, _, _, _ = _read(tmp_path / "clean.h5")
+    got, _, attrs, bad_tiles = _read(tmp_path / "zeroed.h5")
+    assert bad_tiles.tolist() == hit and attrs["n_bad_tiles"] == len(hit)
+    assert attrs["n_fast_tiles"] == len(coords) - len(hit)
+    np.testing.assert_allclose(
+        got[hit], np.tile(_zero_tile_features(enc), (len(hit), 1)), atol=1e-6
+    )
+    keep = np.setdiff1d(np.arange(len(coords)), hit)
+    np.testing.assert_allclose(got[keep], clean[keep], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("decode_on_device", [False, True])
+def test_a_tile_the_fast_path_doubts_is_read_by_openslide(
+    synth_slides, aperio, tmp_path, decode_on_device
+):
+    """A good tile that looks like libjpeg's grey fill (an exactly grey-128 last block) is read
+    with openslide, which accepts it: not bad, same features, just not from the fast path."""
+    _, _, four = aperio
+    coords, _ = wsi.read_coords_h5(four)
+    rgb = synth_slides.rgb20.copy()
+    x, y = (int(v) for v in coords[1])
+    rgb[y + 248 : y + 256, x + 248 : x + 256] = 128
+    slide = tmp_path / "grey.svs"
+    synth.write_svs(slide, rgb, mpp=0.5, app_mag=20, downsamples=(1, 4), jpeg_style="aperio")
+    enc = TinyEncoder()
+    kw = {"encoder": enc, "decode_on_device": decode_on_device}
+    extract.extract_slide_features(slide, four, tmp_path / "fast.h5", **kw)
+    extract.extract_slide_features(
+        slide, four, tmp_path / "slow.h5", encoder=enc, fast_tiles="never"
+    )
+    fast, _, attrs, bad = _read(tmp_path / "fast.h5")
+    slow, _, _, _ = _read(tmp_path / "slow.h5")
+    assert attrs["n_bad_tiles"] == 0 and len(bad) == 0 and attrs["n_fast_tiles"] == 3
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

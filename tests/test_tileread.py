@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import imagecodecs
 import numpy as np
 import openslide
 import pytest
@@ -14,6 +16,7 @@ import tifffile
 import torch
 
 from mmsurv.demo import synth
+from mmsurv.features.jpegcheck import check_jpeg, ends_in_fill, restart_interval
 from mmsurv.features.tileread import (
     RawTileReader,
     TileReadError,
@@ -253,3 +256,132 @@ def test_corrupt_and_truncated_tiles(slides, tmp_path):
     with pytest.raises(wsi.SlideError, match="head.svs"):
         wsi.verify_slide_file(tiny)
     wsi.verify_slide_file(slides.aperio20)  # intact: no error
+
+
+def _tile_xy(lv, index):
+    """Level coordinates of stored tile `index`."""
+    row, col = divmod(index, lv.n_cols)
+    return col * lv.tile_width, row * lv.tile_height
+
+
+@pytest.mark.parametrize("how", ["zero", "cut"])
+@pytest.mark.parametrize("name", ["aperio20", "tifffile20"])
+def test_partly_zeroed_tiles_are_left_to_openslide(slides, synth_slides, tmp_path, name, how):
+    """Entropy-coded data partly zeroed (or ending early) decodes through libjpeg with a mere
+    warning, to wrong pixels; openslide refuses such tiles, and so does the fast path now."""
+    src = synth_slides.s20 if name == "tifffile20" else getattr(slides, name)
+    path = tmp_path / f"{how}.svs"
+    path.write_bytes(src.read_bytes())
+    with open_slide(path) as s:
+        dims = s.level_dimensions
+    with RawTileReader(path, dims) as raw:
+        lv = raw.level(0)
+    damaged = [t for t in range(lv.offsets.size) if t % 12 < 7]  # 28 of 48
+    synth.damage_jpeg_tiles(path, damaged, how=how)
+    with RawTileReader(path, dims) as raw, RawTileReader(src, dims) as clean:
+        for t in range(lv.offsets.size):
+            x, y = _tile_xy(lv, t)
+            with open_slide(path) as s:  # a fresh handle: openslide fails every read after one
+                if t in damaged:
+                    with pytest.raises(openslide.OpenSlideError, match="JPEG"):
+                        s.read_region((x, y), 0, (256, 256))
+                    with pytest.raises(TileReadError, match=rf"{how}.svs: level 0 tile {t} at "):
+                        raw.read_region(0, x, y, 256, 256)
+                else:  # the good tiles still come from the fast path, with the same pixels
+                    got = raw.read_region(0, x, y, 256, 256)
+                    np.testing.assert_array_equal(got, read_patch_region(s, (x, y), _ATTRS))
+                    np.testing.assert_array_equal(got, clean.read_region(0, x, y, 256, 256))
+
+
+_ATTRS = {"read_size": 256, "read_level": 0}
+
+
+def _restart_tiff(path: Path, rgb: np.ndarray, interval: int) -> None:
+    """A generic tiled TIFF of JFIF tiles with restart markers every `interval` MCUs (cv2)."""
+    h, w = (rgb.shape[0] // 256) * 256, (rgb.shape[1] // 256) * 256
+    args = [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_RST_INTERVAL, interval]
+    tiles = [
+        cv2.imencode(".jpg", np.ascontiguousarray(rgb[y : y + 256, x : x + 256, ::-1]), args)[1]
+        for y in range(0, h, 256)
+        for x in range(0, w, 256)
+    ]
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(
+            iter(t.tobytes() for t in tiles),
+            shape=(h, w, 3),
+            dtype=np.uint8,
+            tile=(256, 256),
+            compression="jpeg",
+            photometric="ycbcr",
+            subsampling=(2, 2),
+            metadata=None,
+        )
+
+
+def test_restart_markers_are_checked(synth_slides, tmp_path):
+    """Tiles with restart intervals: markers in order and as many as the MCUs need, and an
+    interval whose data ran out (libjpeg fills the rest of it with grey 128) is refused."""
+    path = tmp_path / "restart.tif"
+    _restart_tiff(path, synth_slides.rgb20[:768, :1024], interval=16)
+    with open_slide(path) as s:
+        dims = s.level_dimensions
+        with RawTileReader(path, dims) as raw:
+            lv = raw.level(0)
+            for t in range(lv.offsets.size):  # pixels as openslide's
+                x, y = _tile_xy(lv, t)
+                got = raw.read_region(0, x, y, 256, 256)
+                np.testing.assert_array_equal(got, read_patch_region(s, (x, y), _ATTRS))
+            with pytest.raises(TileUnavailable, match="restart intervals"):
+                raw.jpeg(0, 0, 0, 256, 256)  # the device decoder would skip the interval check
+            data = raw._tile_bytes(0, lv, 5)
+    good = check_jpeg(data)
+    assert good.problem is None and good.grid.interval == 16 and good.grid.n_mcus == 256
+    rst = [i for i in range(len(data) - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
+    assert len(rst) == 15
+    swapped = bytearray(data)
+    swapped[rst[2] + 1], swapped[rst[3] + 1] = data[rst[3] + 1], data[rst[2] + 1]
+    assert "restart marker 2 is RST3, expected RST2" in check_jpeg(bytes(swapped)).problem
+    dropped = bytearray(data)
+    for i in reversed(rst[7:]):  # the last 8 markers: the 7 left are still in order
+        del dropped[i : i + 2]
+    assert "7 restart markers where 256 MCUs in intervals of 16 need 15" in (
+        check_jpeg(bytes(dropped)).problem
+    )
+    # interval 6 loses the second half of its data: structure intact, grey fill to its end
+    short = data[: (rst[5] + rst[6]) // 2] + data[rst[6] :]
+    assert check_jpeg(short).problem is None
+    tile = imagecodecs.jpeg8_decode(short)  # libjpeg: only a warning
+    assert ends_in_fill(tile, good.grid) and not ends_in_fill(tile, None)
+    assert not ends_in_fill(imagecodecs.jpeg8_decode(data), good.grid)
+    with tifffile.TiffFile(path) as tif:  # the same in the file: openslide and the fast path
+        offset, count = int(tif.pages[0].dataoffsets[5]), int(tif.pages[0].databytecounts[5])
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(short + bytes(count - len(short)))  # zeros after EOI keep the byte count
+    x, y = _tile_xy(lv, 5)
+    with open_slide(path) as s, pytest.raises(openslide.OpenSlideError, match="JPEG"):
+        s.read_region((x, y), 0, (256, 256))
+    with RawTileReader(path, dims) as raw, pytest.raises(TileReadError, match="grey fill"):
+        raw.read_region(0, x, y, 256, 256)
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda d: d[2:], "no SOI marker"),
+        (lambda d: d[:-2], "no marker ends the entropy-coded data"),
+        (lambda d: d[:-200] + b"\xff\xc4" + d[-198:], "unexpected marker 0xc4|overruns"),
+        (lambda d: d[:-2] + bytes(64) + d[-2:], "8 or more zero bytes at byte"),
+        (lambda d: d[:2] + b"\xff\xe1\xff\xff" + d[2:], "marker 0xe1 at byte 2 overruns"),
+        (lambda d: d[:2] + d[21:], "a scan without a frame header"),  # SOF removed
+        (lambda d: d[:2] + b"\x00" + d[2:], "byte 2 is 0x00, not a marker"),
+    ],
+)
+def test_check_jpeg_reports_damaged_structure(slides, edit, problem):
+    with open_slide(slides.aperio20) as s, RawTileReader(slides.aperio20, s.level_dimensions) as r:
+        lv = r.level(0)
+        data = r._tile_bytes(0, lv, lv.n_cols + 2)
+    assert check_jpeg(data).problem is None and restart_interval(lv.tables) == 0
+    assert re.search(problem, check_jpeg(edit(data)).problem)
+    with pytest.raises(ValueError, match="JPEGTables: no SOI"):
+        restart_interval(b"\x00" + lv.tables)

@@ -14,7 +14,7 @@ import tifffile
 
 from mmsurv.io import atomic_path
 
-__all__ = ["write_svs", "corrupt_tiles", "truncate_file"]
+__all__ = ["write_svs", "corrupt_tiles", "damage_jpeg_tiles", "truncate_file"]
 
 JpegStyle = Literal["tifffile", "aperio"]
 Compression = Literal["jpeg", "deflate"]
@@ -260,6 +260,50 @@ def corrupt_tiles(
         for offset, count in spans:
             fh.seek(offset)
             fh.write(rng.integers(0, 256, count, dtype=np.uint8).tobytes())
+
+
+def _entropy_start(stream: bytes) -> int:
+    """Offset of the first entropy-coded byte of a JPEG stream (just after its SOS segment)."""
+    sos = stream.find(b"\xff\xda")
+    if sos < 0:
+        raise ValueError("JPEG stream without an SOS marker")
+    return sos + 2 + int.from_bytes(stream[sos + 2 : sos + 4], "big")
+
+
+def damage_jpeg_tiles(
+    path: str | os.PathLike[str],
+    tiles: Sequence[int],
+    *,
+    how: Literal["zero", "cut"] = "zero",
+    start: float = 0.3,
+    fraction: float = 0.4,
+    page: int = 0,
+) -> None:
+    """Damage the entropy-coded data of some JPEG tiles in place, keeping the markers around it.
+
+    ``"zero"`` overwrites `fraction` of each tile's entropy-coded data, from `start` (as a
+    fraction of it), with zero bytes, as a file with zeroed blocks has; ``"cut"`` ends the data
+    at `start` with an EOI marker (zero bytes after it keep the byte count), as an interrupted
+    write does. libjpeg only warns about both and decodes wrong pixels; openslide refuses them.
+    """
+    if how not in ("zero", "cut") or not 0 <= start < 1 or not 0 < fraction <= 1 - start:
+        raise ValueError(f"damage_jpeg_tiles: bad how={how!r}, start={start}, fraction={fraction}")
+    with tifffile.TiffFile(path) as tif:
+        pg = tif.pages[page]
+        spans = [(int(pg.dataoffsets[t]), int(pg.databytecounts[t])) for t in tiles]
+    with open(path, "r+b") as fh:
+        for offset, count in spans:
+            fh.seek(offset)
+            stream = bytearray(fh.read(count))
+            first = _entropy_start(bytes(stream))
+            n = count - 2 - first  # entropy-coded bytes before the EOI marker
+            a = first + int(n * start)
+            if how == "zero":
+                stream[a : a + max(1, int(n * fraction))] = bytes(max(1, int(n * fraction)))
+            else:
+                stream[a:] = b"\xff\xd9" + bytes(count - a - 2)
+            fh.seek(offset)
+            fh.write(stream)
 
 
 def truncate_file(path: str | os.PathLike[str], keep_fraction: float) -> int:

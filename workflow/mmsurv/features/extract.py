@@ -25,7 +25,7 @@ from mmsurv.features.device import (
     prepare_batch,
 )
 from mmsurv.features.encoders import Encoder, create_encoder
-from mmsurv.features.loader import SlideJob, TileBatches, _prefetched
+from mmsurv.features.loader import _TILE_ERRORS, SlideJob, TileBatches, _prefetched, tile_label
 from mmsurv.features.resume import (
     RESUME_DIR,
     _place,
@@ -35,7 +35,15 @@ from mmsurv.features.resume import (
 )
 from mmsurv.features.tileread import FastMode
 from mmsurv.io import atomic_path
-from mmsurv.tiling.wsi import Reader, SlideError, open_slide, read_coords_h5, verify_slide_file
+from mmsurv.tiling.wsi import (
+    Reader,
+    SlideError,
+    open_slide,
+    read_coords_h5,
+    read_patch_region,
+    resize_patch,
+    verify_slide_file,
+)
 
 __all__ = ["extract_features", "extract_slide_features"]
 
@@ -314,7 +322,7 @@ def _encode(
                     raise RuntimeError(f"tile batches out of order at slide {todo[k].slide}")
                 tiles = batch["tiles"].to(dev, non_blocking=True)
                 if decoder is not None and len(batch["jpeg_rows"]):
-                    _decode_jpeg_tiles(decoder, tiles, batch, todo[k], provenance)
+                    _decode_jpeg_tiles(decoder, tiles, batch, todo[k], provenance, reader)
                 x = prepare_batch(tiles, size, scale, shift)
                 if not channels_last:
                     x = x.contiguous()
@@ -353,19 +361,58 @@ def _decode_jpeg_tiles(
     batch: dict[str, Any],
     job: SlideJob,
     provenance: dict[str, Any],
+    reader: Reader,
 ) -> None:
-    """Decode a batch's undecoded JPEG tiles into `tiles`; a tile that fails counts as bad."""
-    failed = decoder.into(tiles, batch["jpeg_rows"], jpeg_streams(batch))
+    """Decode a batch's undecoded JPEG tiles into `tiles`; doubtful ones go to the slide reader.
+
+    A tile the device cannot decode, or whose last MCU is libjpeg's grey-128 fill (its data ran
+    out early: `mmsurv.features.jpegcheck.ends_in_fill`), is read with `read_region` instead;
+    one that the reader rejects too counts as bad.
+    """
+    rows = batch["jpeg_rows"]
+    failed = decoder.into(tiles, rows, jpeg_streams(batch))
     provenance["jpeg_decode"] = decoder.label
-    if failed:
-        start = int(batch["start"])
-        idx = torch.tensor([start + r for r in failed], dtype=torch.int64)
+    undecoded = set(failed)
+    decoded = [r for r in rows.tolist() if r not in undecoded]
+    if decoded:
+        corner = tiles[torch.tensor(decoded, device=tiles.device), -8:, -8:]
+        grey = (corner == 128).flatten(1).all(1)
+        if bool(grey.any()):
+            failed += [r for r, g in zip(decoded, grey.tolist(), strict=True) if g]
+    if not failed:
+        return
+    start = int(batch["start"])
+    bad, error = _reread(job, reader, tiles, start, sorted(failed))
+    batch["n_fast"] = int(batch["n_fast"]) - len(failed)
+    if bad:
+        idx = torch.tensor([start + r for r in bad], dtype=torch.int64)
         batch["bad"] = torch.cat([batch["bad"], idx]).sort().values
-        batch["n_fast"] = int(batch["n_fast"]) - len(failed)
-        where = tuple(job.coords[start + failed[0]])
-        batch["error"] = batch["error"] or (
-            f"tile {start + failed[0]} at {where}: JPEG data does not decode"
+        batch["error"] = batch["error"] or error
+
+
+def _reread(
+    job: SlideJob, reader: Reader, tiles: torch.Tensor, start: int, rows: list[int]
+) -> tuple[list[int], str]:
+    """Read rows of a batch with the slide reader into `tiles`: (rows it rejects, first error)."""
+    bad: list[int] = []
+    error = ""
+    patch = int(job.attrs["patch_size"])
+    for r in rows:
+        j = start + r
+        try:  # a fresh handle per tile: openslide refuses every read after one error
+            with open_slide(job.slide, reader) as handle:
+                region = read_patch_region(handle, job.coords[j], job.attrs)
+        except _TILE_ERRORS as err:
+            tiles[r] = 0
+            bad.append(r)
+            error = error or f"{tile_label(job, j)}: {err}"
+            continue
+        tile = resize_patch(resize_patch(region, patch), tiles.shape[1])
+        tiles[r] = torch.from_numpy(tile).to(tiles.device)
+        log.debug(
+            "slide %s: %s read with %s after device decoding", job.slide, tile_label(job, j), reader
         )
+    return bad, error
 
 
 def _finish_slide(

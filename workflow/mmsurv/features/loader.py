@@ -27,7 +27,7 @@ from mmsurv.features.tileread import (
 )
 from mmsurv.tiling.wsi import Reader, open_slide, read_patch_region, resize_patch
 
-__all__ = ["SlideJob", "TileBatches"]
+__all__ = ["SlideJob", "TileBatches", "tile_label"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,12 @@ class SlideJob:
     attrs: dict[str, Any]
     out: Path
     keep_finished: bool = False  # also link the finished output under resume_path(out)
+
+
+def tile_label(job: SlideJob, j: int) -> str:
+    """'tile j at (x, y)' with plain-int level-0 coordinates, for logs and recorded errors."""
+    x, y = (int(v) for v in job.coords[j])
+    return f"tile {j} at ({x}, {y})"
 
 
 class _SlideState:
@@ -107,8 +113,8 @@ class _SlideState:
                 fast = True
             except TileUnavailable:
                 pass
-            except TileReadError as err:  # corrupt tile: the general path decides
-                log.debug("%s", err)
+            except TileReadError as err:  # damaged or doubtful tile: read_region's verdict stands
+                log.debug("%s; reading it with %s", err, self.reader)
         if region is None:
             try:
                 region = read_patch_region(self.handle, (x, y), self.job.attrs)
@@ -201,7 +207,7 @@ class TileBatches(Dataset):
             except _TILE_ERRORS as err:
                 tiles[r] = 0
                 bad.append(j)
-                error = error or f"tile {j} at {tuple(state.job.coords[j])}: {err}"
+                error = error or f"{tile_label(state.job, j)}: {err}"
                 continue
             if isinstance(tile, bytes):  # decoded by the caller (zeros if that fails)
                 tiles[r] = 0

@@ -5,6 +5,10 @@ slide level is stored as JPEG tiles and a patch lies on whole tiles of that leve
 are the decoded tiles themselves: this module reads the tile bytes at their file offsets and
 decodes them with libjpeg-turbo (imagecodecs), passing the level's shared JPEGTables and forcing
 the colour space the TIFF declares, as openslide does (docs/slides.md).
+Every tile is validated first: decoder errors, the stream's marker structure and restart
+markers, and libjpeg's grey fill after data that ran out (`mmsurv.features.jpegcheck`; libjpeg
+only warns about these, imagecodecs drops the warnings, openslide refuses the tile). A tile
+that fails raises TileReadError, so the caller reads it with `read_region`, whose verdict stands.
 Anything else (JPEG 2000, deflate, untiled, sparse tiles, patches across the image edge,
 fractional level coordinates) is left to the reader's `read_region`.
 """
@@ -20,6 +24,8 @@ from typing import Literal
 import imagecodecs
 import numpy as np
 import tifffile
+
+from mmsurv.features.jpegcheck import McuGrid, check_jpeg, ends_in_fill, restart_interval
 
 __all__ = [
     "FAST_MODES",
@@ -61,6 +67,7 @@ class JpegLevel:
     counts: np.ndarray  # (n_tiles,) int64; 0 = tile not stored (sparse)
     tables: bytes | None  # JPEGTables shared by the abbreviated tile streams
     colorspace: str | None  # colour space of the JPEG samples to force; None = from the stream
+    restart_interval: int = 0  # MCUs per restart interval set by the shared tables (DRI)
 
     @property
     def n_cols(self) -> int:
@@ -83,6 +90,10 @@ def _jpeg_level(page: tifffile.TiffPage, index: int) -> JpegLevel | str:
     # Aperio writes RGB samples without a JFIF/Adobe marker: only the photometric tag tells a
     # decoder not to apply the YCbCr transform (tifffile and openslide do the same).
     colorspace = "RGB" if page.photometric == _PHOTOMETRIC_RGB and not page.is_jfif else None
+    try:
+        interval = restart_interval(page.jpegtables)
+    except ValueError as err:
+        return str(err)
     return JpegLevel(
         page=index,
         width=int(page.imagewidth),
@@ -93,6 +104,7 @@ def _jpeg_level(page: tifffile.TiffPage, index: int) -> JpegLevel | str:
         counts=np.asarray(page.databytecounts, dtype=np.int64),
         tables=page.jpegtables,
         colorspace=colorspace,
+        restart_interval=interval,
     )
 
 
@@ -169,6 +181,20 @@ class RawTileReader:
         """The JPEG layout of `level`, or None when the fast path cannot read it."""
         return self.levels[level] if 0 <= level < len(self.levels) else None
 
+    def _where(self, level: int, lv: JpegLevel, index: int) -> str:
+        """The slide, level, tile index and the tile's level coordinates, for error messages."""
+        row, col = divmod(index, lv.n_cols)
+        x, y = col * lv.tile_width, row * lv.tile_height
+        return f"{self.path}: level {level} tile {index} at ({x}, {y})"
+
+    def _checked_bytes(self, level: int, lv: JpegLevel, index: int) -> tuple[bytes, McuGrid | None]:
+        """A tile's stored bytes and MCU grid once their JPEG structure checks out."""
+        data = self._tile_bytes(level, lv, index)
+        check = check_jpeg(data, interval=lv.restart_interval)
+        if check.problem:
+            raise TileReadError(f"{self._where(level, lv, index)}: {check.problem}")
+        return data, check.grid
+
     def _tile_bytes(self, level: int, lv: JpegLevel, index: int) -> bytes:
         """The stored (compressed) bytes of one tile."""
         offset, count = int(lv.offsets[index]), int(lv.counts[index])
@@ -188,7 +214,10 @@ class RawTileReader:
         """The region as one complete JPEG file, undecoded, when it is exactly one stored tile.
 
         For decoders that take whole files (nvJPEG through torchvision.io.decode_jpeg on a
-        GPU): see :func:`standalone_jpeg`. Other regions raise TileUnavailable.
+        GPU): see :func:`standalone_jpeg`. Other regions raise TileUnavailable, and so do
+        streams with restart intervals: the grey-fill check of each interval needs the decoded
+        pixels here (`ends_in_fill`); the caller checks the last MCU of the others after decoding.
+        A stream whose structure is damaged raises TileReadError.
         """
         lv = self.level(level)
         if lv is None:
@@ -197,7 +226,10 @@ class RawTileReader:
         whole = (x % tw, y % th, width, height) == (0, 0, tw, th)
         if not whole or x + tw > lv.width or y + th > lv.height:
             raise TileUnavailable(f"{self.path}: region is not one whole tile inside level {level}")
-        data = self._tile_bytes(level, lv, (y // th) * lv.n_cols + x // tw)
+        index = (y // th) * lv.n_cols + x // tw
+        data, grid = self._checked_bytes(level, lv, index)
+        if grid is not None and grid.interval:
+            raise TileUnavailable(f"{self._where(level, lv, index)} has restart intervals")
         try:
             return standalone_jpeg(data, lv.tables, lv.colorspace)
         except ValueError as err:
@@ -210,17 +242,22 @@ class RawTileReader:
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
-        data = self._tile_bytes(level, lv, index)
+        data, grid = self._checked_bytes(level, lv, index)
         try:
             tile = imagecodecs.jpeg8_decode(
                 data, tables=lv.tables, colorspace=lv.colorspace, outcolorspace="RGB"
             )
         except (RuntimeError, ValueError) as err:
-            raise TileReadError(f"{self.path}: level {level} tile {index}: {err}") from err
+            raise TileReadError(f"{self._where(level, lv, index)}: {err}") from err
         if tile.shape != (lv.tile_height, lv.tile_width, 3):
             raise TileReadError(
-                f"{self.path}: level {level} tile {index} decodes to {tile.shape}, "
+                f"{self._where(level, lv, index)} decodes to {tile.shape}, "
                 f"expected {(lv.tile_height, lv.tile_width, 3)}"
+            )
+        if ends_in_fill(tile, grid):
+            raise TileReadError(
+                f"{self._where(level, lv, index)} ends in libjpeg's grey fill "
+                "(entropy-coded data ran out early?)"
             )
         if keep and self._cache_bytes > 0:
             self._cache[key] = tile
