@@ -16,6 +16,8 @@ import yaml
 from mmsurv.config import (
     PROTOCOLS,
     apply_protocol,
+    check_inputs_named,
+    derive_defaults,
     effective_rows,
     flatten,
     format_effective,
@@ -171,3 +173,23 @@ def test_per_model_keys_override_the_shared_ones_for_that_model_only() -> None:
         model_params({"per_model": {"snn": {"l2": 1}}}, "snn")
     with pytest.raises(ValueError, match="per_model.snn.*cannot differ"):
         model_params({"per_model": {"snn": {"seed": 3}}}, "snn")
+
+
+def test_byo_tables_imply_the_source_paths_and_folds_unless_the_user_set_them() -> None:
+    config = {
+        "outdir": "out",
+        "byo": {"tables": {"A": "a.csv"}, "splits_dir": {"A": "splits/a"}},
+        "splits": {"source": "make"},
+        "training": {"models": ["snn"]},
+        "evaluation": {"km_model": "ours"},
+    }
+    user = {"byo": config["byo"], "training": {"models": ["snn"]}, "clinical": "mine/{cohort}.tsv"}
+    config["clinical"] = "mine/{cohort}.tsv"
+    derived = derive_defaults(config, user)
+    assert config["data_source"] == "local" and config["omics"] == "out/byo/{cohort}/omics.tsv"
+    assert config["clinical"] == "mine/{cohort}.tsv" and "clinical" not in derived
+    assert config["splits"]["source"] == "user" and config["evaluation"]["km_model"] == "snn"
+    assert derived["evaluation.km_model"] == "derived: the default 'ours' is not trained"
+    check_inputs_named(config)
+    with pytest.raises(ValueError, match=r"\['samples', 'clinical', 'omics'\] are required"):
+        check_inputs_named({"data_source": "local"})

@@ -88,13 +88,57 @@ def apply_protocol(config: dict[str, Any], user: Mapping[str, Any]) -> dict[str,
     return applied
 
 
+def derive_defaults(config: dict[str, Any], user: Mapping[str, Any]) -> dict[str, str]:
+    """Fill keys that follow from others (a BYO run needs no paths); return them with why.
+
+    Bring-your-own tables (`byo.tables`) imply `data_source: local`, the converted tables'
+    paths under `{outdir}/byo/`, and with `byo.splits_dir` the user's folds. A `km_model`
+    left at its default but not trained becomes the first trained model. Keys the user set
+    are never touched.
+    """
+    user_paths = flatten(user)
+    derived: dict[str, str] = {}
+
+    def put(path: str, value: Any, why: str) -> None:
+        if any(p == path or p.startswith(path + ".") for p in user_paths):
+            return
+        _set_path(config, path, value)
+        derived[path] = f"derived: {why}"
+
+    byo = config.get("byo") or {}
+    if byo.get("tables"):
+        put("data_source", "local", "byo.tables given")
+        out = config.get("outdir", "results")
+        put("samples", f"{out}/byo/slides.tsv", "byo.tables given")
+        put("clinical", f"{out}/byo/{{cohort}}/clinical.tsv", "byo.tables given")
+        put("omics", f"{out}/byo/{{cohort}}/omics.tsv", "byo.tables given")
+        if byo.get("splits_dir"):
+            put("splits.source", "user", "byo.splits_dir given")
+    models = list((config.get("training") or {}).get("models") or [])
+    km = (config.get("evaluation") or {}).get("km_model")
+    if models and km is not None and km not in models:
+        put("evaluation.km_model", models[0], f"the default {km!r} is not trained")
+    return derived
+
+
+def check_inputs_named(config: Mapping[str, Any]) -> None:
+    """Refuse a config that names no input source or paths, saying which keys to set."""
+    missing = [k for k in ("data_source", "samples", "clinical", "omics") if k not in config]
+    if missing:
+        raise ValueError(
+            f"config keys {missing} are required (data_source: demo | tcga | local, and the "
+            "slide sheet, clinical and omics paths), unless byo.tables names MCAT-style tables, "
+            "from which they follow"
+        )
+
+
 def provenance(
     config: Mapping[str, Any],
     user: Mapping[str, Any],
     demo: Mapping[str, Any] | None,
     preset: Mapping[str, str],
 ) -> dict[str, str]:
-    """Where each leaf of the effective config came from: user, protocol preset, demo, default."""
+    """Where each leaf came from: user, protocol preset or derived (`preset`), demo, default."""
     user_paths, demo_paths = flatten(user), flatten(demo or {})
     out = {}
     for path in flatten(config):

@@ -15,6 +15,8 @@ from mmsurv.io import empty_slide_sheet, read_slide_sheet
 from mmsurv.config import (
     DEMO_CONFIG,
     apply_protocol,
+    check_inputs_named,
+    derive_defaults,
     effective_rows,
     format_effective,
     provenance,
@@ -32,6 +34,8 @@ if DEMO_LOADED:
 
 PRESET_KEYS = apply_protocol(config, USER_CONFIG)
 validate(config, schema="../schemas/config.schema.yaml")
+PRESET_KEYS.update(derive_defaults(config, USER_CONFIG))
+check_inputs_named(config)
 EFFECTIVE_CONFIG = effective_rows(
     config,
     provenance(
