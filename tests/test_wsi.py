@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmsurv.tiling import wsi
+from mmsurv.tiling import qc, wsi
 from mmsurv.tiling.wsi import SegmentationParams, open_slide, segment_tissue, tile_slide
 
 
@@ -164,7 +164,7 @@ def test_coords_h5_roundtrip_and_qc(tmp_path, synth_slides):
     assert [p.name for p in out.parent.iterdir()] == ["s40.h5"]  # no temp file left
     png = tmp_path / "qc.png"
     big = cv2.resize(r.thumb, (r.thumb.shape[1] * 2, r.thumb.shape[0] * 2))
-    wsi.save_qc_thumbnail(png, big, r)
+    qc.save_qc_thumbnail(png, big, r)
     img = cv2.imread(str(png))[..., ::-1]
     assert img.shape == big.shape
     red = (img[..., 0] > 200) & (img[..., 1] < 60) & (img[..., 2] < 60)
@@ -198,7 +198,7 @@ def test_cohort_qc_sheet_shows_every_slide_and_frames_empty_ones(tmp_path, synth
             warnings.simplefilter("ignore")  # the white slide's "no tissue" warning
             r = tile_slide(getattr(synth_slides, name))
         wsi.write_coords_h5(tmp_path / f"{name}.h5", r)
-        wsi.save_qc_thumbnail(tmp_path / f"{name}.png", r.thumb, r)
+        qc.save_qc_thumbnail(tmp_path / f"{name}.png", r.thumb, r)
         pngs.append(tmp_path / f"{name}.png")
         h5s.append(tmp_path / f"{name}.h5")
         names.append(name)
@@ -215,4 +215,4 @@ def test_cohort_qc_sheet_shows_every_slide_and_frames_empty_ones(tmp_path, synth
     row = framed[cell_h + 2, 4 : 4 + 192]
     assert row.mean() > 0.9 and not framed[2, 4 : 4 + 192].all()
     with pytest.raises(FileNotFoundError, match=r"nope\.png \(slide x\)"):
-        wsi.qc_contact_sheet([tmp_path / "nope.png"], ["x"], tmp_path / "y.jpg")
+        qc.qc_contact_sheet([tmp_path / "nope.png"], ["x"], tmp_path / "y.jpg")

@@ -25,7 +25,8 @@ def tile_and_save(
     A slide without tissue raises (tiling.empty_policy=error) or gets an empty (0, 2) coords
     file with attribute `empty` and a QC thumbnail (skip), so the rest of the run goes on.
     """
-    from mmsurv.tiling.wsi import SegmentationParams, save_qc_thumbnail, tile_slide, write_coords_h5
+    from mmsurv.tiling.qc import save_qc_thumbnail
+    from mmsurv.tiling.wsi import SegmentationParams, tile_slide, write_coords_h5
 
     result = tile_slide(
         slide,
@@ -58,7 +59,8 @@ def cohort_qc_sheet(
     Slides with no tile kept (empty tissue mask, or all tiles below min_tissue_fraction) are
     framed in red and logged. Returns how many such slides there are.
     """
-    from mmsurv.tiling.wsi import qc_contact_sheet, read_coords_h5
+    from mmsurv.tiling.qc import qc_contact_sheet
+    from mmsurv.tiling.wsi import read_coords_h5
 
     if not len(qc_pngs) == len(coords_h5) == len(slides):
         raise ValueError(f"{len(qc_pngs)} QC images, {len(coords_h5)} coords files, {len(slides)}")
