@@ -67,6 +67,11 @@ def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
     tree[leaf] = copy.deepcopy(value)
 
 
+def _set_by(path: str, paths: Mapping[str, Any]) -> bool:
+    """Whether `paths` (flattened config) sets `path` itself or a key below it."""
+    return any(p == path or p.startswith(path + ".") for p in paths)
+
+
 def apply_protocol(config: dict[str, Any], user: Mapping[str, Any]) -> dict[str, str]:
     """Fill the keys of `training.protocol`'s preset that the user did not set; return them.
 
@@ -81,7 +86,7 @@ def apply_protocol(config: dict[str, Any], user: Mapping[str, Any]) -> dict[str,
     user_paths = flatten(user)
     applied: dict[str, str] = {}
     for path, value in flatten(PROTOCOLS[name]).items():
-        if any(p == path or p.startswith(path + ".") for p in user_paths):
+        if _set_by(path, user_paths):
             continue  # the user's own value wins over the preset
         _set_path(config, path, value)
         applied[path] = f"protocol {name}"
@@ -100,7 +105,7 @@ def derive_defaults(config: dict[str, Any], user: Mapping[str, Any]) -> dict[str
     derived: dict[str, str] = {}
 
     def put(path: str, value: Any, why: str) -> None:
-        if any(p == path or p.startswith(path + ".") for p in user_paths):
+        if _set_by(path, user_paths):
             return
         _set_path(config, path, value)
         derived[path] = f"derived: {why}"
