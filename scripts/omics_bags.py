@@ -11,4 +11,6 @@ build_omics_bags(
     snakemake.input.gene_families,
     snakemake.output.table,
     snakemake.output.families,
+    impute=snakemake.params.impute,
+    out_missing=snakemake.output.missing,
 )

@@ -14,4 +14,6 @@ write_run_summary(
     splits=list(snakemake.input.splits),
     metrics_csv=snakemake.input.metrics,
     effective_config=snakemake.params.effective_config,
+    dropped=list(snakemake.input.dropped),
+    omics_missing=list(snakemake.input.omics_missing),
 )

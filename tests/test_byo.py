@@ -200,6 +200,10 @@ def test_table_errors_name_the_case_and_column(tmp_path):
     bad.loc[1, "survival_months"] = -1.0
     with pytest.raises(BYOError, match=rf"negative survival_months for cases \['{CASES[1]}'\]"):
         read_mcat_table(write_mcat(tmp_path, bad))
+    bad = table.astype({"survival_months": object})
+    bad.loc[bad["case_id"] == CASES[1], "survival_months"] = "12 months"
+    with pytest.raises(BYOError, match=rf"not a number for cases \['{CASES[1]}'\]"):
+        read_mcat_table(write_mcat(tmp_path, bad))
     bad = table.astype({"KRAS_cnv": object})
     bad.loc[0, "KRAS_cnv"] = "amp"
     with pytest.raises(BYOError, match=r"non-numeric gene column\(s\) \['KRAS_cnv'\]"):

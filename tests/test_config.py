@@ -193,3 +193,56 @@ def test_byo_tables_imply_the_source_paths_and_folds_unless_the_user_set_them() 
     check_inputs_named(config)
     with pytest.raises(ValueError, match=r"\['samples', 'clinical', 'omics'\] are required"):
         check_inputs_named({"data_source": "local"})
+
+
+def _schema_error(data: Any, schema: str) -> Exception:
+    """The error Snakemake's own `validate` raises for `data` (as common.smk calls it)."""
+    from snakemake.utils import validate
+
+    with pytest.raises(Exception) as info:
+        validate(data, schema=str(REPO / "workflow" / "schemas" / schema))
+    return info.value
+
+
+def test_an_unknown_key_is_named_with_the_allowed_keys_in_a_few_lines(tmp_path: Path) -> None:
+    repo = _copy_repo(tmp_path)
+    proc = _dry_run(repo, "--config", "trainng=1")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "unknown key(s) ['trainng'] at the top level" in out, out[-3000:]
+    assert "allowed keys there: run_name, outdir, cohorts" in out and "training" in out
+    assert "workflow/schemas/config.schema.yaml" in out
+    assert len(out.splitlines()) < 15, out[-3000:]  # not the ~1,800-line schema dump
+
+
+def test_a_bad_nested_value_names_its_key_and_the_schema() -> None:
+    from mmsurv.config import config_error_message
+
+    config = {**PARTIAL, "training": {"models": ["snn"], "epochs": "many"}}
+    msg = config_error_message(_schema_error(config, "config.schema.yaml"), "schema.yaml")
+    expected = "config key `training.epochs`: 'many' is not of type 'integer' (schema: schema.yaml)"
+    assert msg == expected
+    config = {**PARTIAL, "bags": {"omics_impute": "median"}}
+    msg = config_error_message(_schema_error(config, "config.schema.yaml"), "schema.yaml")
+    assert msg is not None and msg.startswith("config key `bags.omics_impute`: 'median' is not")
+
+
+def test_a_bad_mpp_names_the_sheet_file_and_the_slide() -> None:
+    import pandas as pd
+
+    from mmsurv.config import sheet_error_message
+
+    sheet = pd.DataFrame(
+        {
+            "cohort": ["A", "A", "B"],
+            "case_id": ["c1", "c2", "c3"],
+            "slide_id": ["s1", "s2", "s3"],
+            "path": ["s1.svs", "s2.svs", "s3.svs"],
+            "mpp": [0.25, float("nan"), -0.5],
+        }
+    )
+    err = _schema_error(sheet, "samples.schema.yaml")
+    assert "row 2 of data frame" in str(err)  # all that Snakemake says
+    msg = sheet_error_message(err, sheet, "my/slides.tsv", "samples.schema.yaml")
+    assert msg is not None
+    assert msg.startswith("slide sheet my/slides.tsv: slide s3 (cohort B), column `mpp`: -0.5 ")

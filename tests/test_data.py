@@ -45,7 +45,11 @@ def test_read_clinical_types(tmp_path):
     ("rows", "match"),
     [
         ([["a", -1.0, 1], ["b", 2.0, 0]], r"negative survival_months for cases \['a'\]"),
-        ([["a", None, 1], ["b", 2.0, 0]], r"missing or negative .* \['a'\]"),
+        ([["a", None, 1], ["b", 2.0, 0]], r"missing survival_months for cases \['a'\]"),
+        (
+            [["a", "12 months", 1], ["b", 2.0, 0]],
+            r"survival_months is not a number for cases \['a'\] \(values \['12 months'\]\)",
+        ),
         ([["a", 1.0, 2], ["b", 2.0, 0]], r"event must be 0 or 1.*\['a'\]"),
         ([["a", 1.0, 1], ["a", 2.0, 0]], r"duplicated case ids: \['a'\]"),
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 
 import h5py
 import numpy as np
@@ -506,6 +507,43 @@ def test_rerun_of_a_failed_batch_encodes_only_the_unfinished_slides(aperio, tmp_
         extract.extract_features(slides[:1], [four], outs[:1], encoder=enc, batch_size=4)
     assert seen["tiles"] == 4 and "not reusing" in caplog.text and "slide_mtime_ns" in caplog.text
     assert not kept.exists()
+
+
+def test_batch_directory_keeps_finished_slides_outside_it(aperio, tmp_path):
+    """Rule extract_features: outputs in features/.batches/<b>, kept slides in features/.resume."""
+    from mmsurv.features import extract_features_batch
+
+    slide, _, four = aperio
+    slides = [tmp_path / f"{k}.svs" for k in ("a", "b")]
+    for s in slides:
+        s.write_bytes(slide.read_bytes())
+    synth.truncate_file(slides[1], 0.5)
+    batch = tmp_path / "features" / ".batches" / "0"
+    kept = tmp_path / "features" / ".resume"
+    outs = [batch / f"{s.stem}.h5" for s in slides]
+    enc = TinyEncoder()
+    seen = {"tiles": 0}
+    real = enc._embed
+
+    def counting(x):
+        seen["tiles"] += len(x)
+        return real(x)
+
+    enc._embed = counting
+    cfg = {"encoder": enc, "weights": None, "batch_size": 4, "num_workers": 0, "device": "cpu"}
+    kwargs = {"features": cfg, "reader": "openslide", "resume_dir": kept}
+    with pytest.raises(wsi.SlideError, match="1 of 2 slide") as info:
+        extract_features_batch(slides, [four] * 2, outs, **kwargs)
+    assert f"kept under {kept};" in str(info.value)  # not the batch directory's link
+    shutil.rmtree(batch)  # what Snakemake does to a failed job's directory() output
+    assert [p.name for p in kept.iterdir()] == ["a.h5"]
+    slides[1].write_bytes(slide.read_bytes())  # the user fixes the slide
+    seen["tiles"] = 0
+    assert extract_features_batch(slides, [four] * 2, outs, **kwargs) == [4, 4]
+    assert seen["tiles"] == 4  # only b encoded, a reused
+    assert sorted(p.name for p in batch.iterdir()) == ["a.h5", "b.h5"]  # no .resume link left
+    assert not kept.exists()  # nothing kept once the batch succeeded
+    assert _read(outs[0])[0].shape == _read(outs[1])[0].shape == (4, 16)
 
 
 def test_empty_policy(synth_slides, tmp_path):

@@ -47,8 +47,12 @@ class FakeGDC:
 
     `plans[file_id]` lists what the next requests for that file get: "ok", "cut" (headers for
     the full answer, then half its bytes, then the connection closes), "500", "429", "404",
-    "ignore_range" (200 with the whole file whatever the Range), "slow" (answers after 0.6 s).
-    When a plan is used up, `default` applies. `files_plan` does the same for /files requests.
+    "403_echo" (403 whose body echoes the request line, as S3 does), "ignore_range" (200 with
+    the whole file whatever the Range), "slow" (answers after 0.6 s), "no_length" (no
+    Content-Length: the body ends when the connection closes), "no_length_cut" (the same, after
+    half the body). When a plan is used up, `default` applies. `files_plan` does the same for
+    /files requests. `range_total=False` leaves the `*/N` out of 416 answers. Query strings
+    are ignored.
     """
 
     hits: list[dict[str, Any]] = field(default_factory=list)
@@ -56,6 +60,7 @@ class FakeGDC:
     plans: dict[str, list[str]] = field(default_factory=dict)
     files_plan: list[str] = field(default_factory=list)
     default: str = "ok"
+    range_total: bool = True
     seen: list[Seen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -129,8 +134,9 @@ def _make_handler(fake: FakeGDC) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _record(self, body: dict[str, Any] | None) -> None:
+            path = self.path.split("?", 1)[0]
             with fake._lock:
-                fake.seen.append(Seen(self.command, self.path, dict(self.headers), body))
+                fake.seen.append(Seen(self.command, path, dict(self.headers), body))
 
         def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
@@ -167,13 +173,17 @@ def _make_handler(fake: FakeGDC) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             self._record(None)
-            file_id = self.path.rsplit("/", 1)[-1]
-            if not self.path.startswith("/data/") or file_id not in fake.files:
+            path = self.path.split("?", 1)[0]
+            file_id = path.rsplit("/", 1)[-1]
+            if not path.startswith("/data/") or file_id not in fake.files:
                 self._send(404, b"no such file")
                 return
             mode = fake.next_mode(fake.plans.setdefault(file_id, []))
             if mode in ("500", "429", "404"):
                 self._send(int(mode), b"scripted failure", {"Retry-After": "0"})
+                return
+            if mode == "403_echo":
+                self._send(403, f"<Error>AccessDenied for GET {self.path}</Error>".encode())
                 return
             if mode == "slow":
                 time.sleep(0.6)
@@ -182,7 +192,8 @@ def _make_handler(fake: FakeGDC) -> type[BaseHTTPRequestHandler]:
             if rng and mode != "ignore_range":
                 first = int(rng.removeprefix("bytes=").split("-")[0])
                 if first >= len(data):
-                    self._send(416, b"", {"Content-Range": f"bytes */{len(data)}"})
+                    total = {"Content-Range": f"bytes */{len(data)}"} if fake.range_total else {}
+                    self._send(416, b"", total)
                     return
                 status, body = 206, data[first:]
                 headers = {"Content-Range": f"bytes {first}-{len(data) - 1}/{len(data)}"}
@@ -197,6 +208,14 @@ def _make_handler(fake: FakeGDC) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
                 return  # HTTP/1.0: the server closes the connection here
+            if mode in ("no_length", "no_length_cut"):
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body if mode == "no_length" else body[: len(body) // 2])
+                self.wfile.flush()
+                return  # no Content-Length: the closed connection is a clean end of the body
             self._send(status, body, headers)
 
     return Handler

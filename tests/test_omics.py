@@ -105,3 +105,78 @@ def test_standardizer_fits_on_train_only_and_roundtrips():
     pd.testing.assert_frame_equal(again.transform(test), z)
     with pytest.raises(KeyError, match="'b'"):
         sc.transform(test[["a"]])
+
+
+def _table_with_gaps() -> pd.DataFrame:
+    """Four cases, family columns; case 002 misses two cells, case 004 one."""
+    return pd.DataFrame(
+        {
+            "case_id": ["001", "002", "003", "004"],
+            "TP53_rnaseq": [0.1, np.nan, 0.3, 0.9],
+            "RB1_cnv": [1.0, np.nan, -1.0, 0.0],
+            "MYC_rnaseq": [0.5, 0.2, 0.7, np.nan],
+            "KRAS_mut": [0, 1, 0, 1],
+        }
+    )
+
+
+@pytest.mark.parametrize("cell", ["inf", "-inf"])
+def test_omics_reader_refuses_inf_naming_the_columns_and_cases(tmp_path, families_csv, cell):
+    table = _table_with_gaps().fillna(0.0).astype({"MYC_rnaseq": object})
+    table.loc[2, "MYC_rnaseq"] = cell  # case 003
+    pq, js = tmp_path / "o.parquet", tmp_path / "f.json"
+    with pytest.raises(ValueError, match=r"infinite .*\['MYC_rnaseq'\] of case\(s\) \['003'\]"):
+        build_omics_bags(_omics_tsv(tmp_path, table), families_csv, pq, js)
+    assert not pq.exists()
+
+
+def test_omics_impute_mean_keeps_the_gaps_and_counts_them_per_case_and_column(
+    tmp_path, families_csv
+):
+    pq, js, miss = tmp_path / "o.parquet", tmp_path / "f.json", tmp_path / "missing.json"
+    src = _omics_tsv(tmp_path, _table_with_gaps())
+    build_omics_bags(src, families_csv, pq, js, impute="mean", out_missing=miss)
+    got = pd.read_parquet(pq)
+    assert list(got.index) == ["001", "002", "003", "004"]
+    assert int(got.isna().sum().sum()) == 3  # imputed later, per training fold
+    doc = json.loads(miss.read_text())
+    assert doc["policy"] == "mean" and doc["n_cells"] == 3
+    assert doc["by_case"] == {"002": 2, "004": 1}
+    assert doc["by_column"] == {"TP53_rnaseq": 1, "RB1_cnv": 1, "MYC_rnaseq": 1}
+    assert doc["dropped_cases"] == []
+
+
+def test_omics_impute_drop_case_leaves_out_the_cases_with_a_gap(tmp_path, families_csv):
+    pq, js, miss = tmp_path / "o.parquet", tmp_path / "f.json", tmp_path / "missing.json"
+    src = _omics_tsv(tmp_path, _table_with_gaps())
+    build_omics_bags(src, families_csv, pq, js, impute="drop_case", out_missing=miss)
+    got = pd.read_parquet(pq)
+    assert list(got.index) == ["001", "003"] and not got.isna().any().any()
+    assert json.loads(miss.read_text())["dropped_cases"] == ["002", "004"]
+
+
+def test_omics_impute_error_names_the_cases_and_columns(tmp_path, families_csv):
+    pq, js = tmp_path / "o.parquet", tmp_path / "f.json"
+    src = _omics_tsv(tmp_path, _table_with_gaps())
+    with pytest.raises(ValueError, match=r"3 missing .*\['002', '004'\].*'TP53_rnaseq'.*error"):
+        build_omics_bags(src, families_csv, pq, js, impute="error")
+    assert not pq.exists()
+
+
+def test_training_job_logs_the_imputed_cells_per_case_and_column(tmp_path, caplog):
+    import logging
+
+    from mmsurv.training.setup import _load_omics
+
+    table = _table_with_gaps().set_index("case_id").astype(np.float32)
+    table.to_parquet(tmp_path / "omics.parquet")
+    fams = {"ts": ["TP53_rnaseq", "RB1_cnv"], "onc": ["MYC_rnaseq", "KRAS_mut"]}
+    with caplog.at_level(logging.WARNING):
+        blocks, _ = _load_omics(
+            str(tmp_path / "omics.parquet"), fams, ["001", "002", "003"], ["001", "003"]
+        )
+    assert all(np.isfinite(b).all() for b in blocks)
+    (msg,) = [r.getMessage() for r in caplog.records if "imputed" in r.getMessage()]
+    # the job's cases only: 004's gap is not this job's
+    assert "2 missing omics value(s) imputed with the training-fold mean" in msg
+    assert "{'002': 2}" in msg and "{'TP53_rnaseq': 1, 'RB1_cnv': 1}" in msg

@@ -195,6 +195,26 @@ def test_cindex_tables_and_run_summary_from_predictions(tmp_path: Path) -> None:
     text = out.read_text()
     assert "random-init" not in text and "encoder: not used" in text
     assert "folds: 3 from the user's split CSVs" in text
+    # the cases left out and the missing omics cells are in the summary (and so the report)
+    dropped = tmp_path / "DEMO-X" / "dropped_cases.tsv"
+    dropped.write_text("case_id\treason\nc7\tno slides\n")
+    missing = tmp_path / "DEMO-X" / "omics_missing.json"
+    missing.write_text(
+        '{"policy": "mean", "n_cells": 3, "n_cases": 2, "n_columns": 1, '
+        '"by_case": {"a": 1, "b": 2}, "by_column": {"TP53_cnv": 3}, "dropped_cases": []}'
+    )
+    write_run_summary(
+        out,
+        config=config,
+        cindex_csv=tables / "cindex.csv",
+        km_stats=[km],
+        splits=[splits],
+        dropped=[dropped],
+        omics_missing=[missing],
+    )
+    text = out.read_text()
+    assert "## Cases left out of the folds" in text and "| DEMO-X | no slides | 1 | c7 |" in text
+    assert "| DEMO-X | 3 | 2 | 1 | imputed (training-fold mean) | b (2), a (1) |" in text
 
 
 def test_std_ddof_reaches_the_tables_and_the_summary_lists_the_config(tmp_path: Path) -> None:
@@ -249,3 +269,54 @@ def test_std_ddof_reaches_the_tables_and_the_summary_lists_the_config(tmp_path: 
     assert "## Effective configuration" in text
     assert "| `training.epochs` | `20` | default |" in text
     assert '| `byo.tables` | `{"A": "a\\|b"}` | user |' in text  # a pipe cannot break the table
+
+
+def test_dropped_cases_are_listed_with_reason_on_the_console_and_in_the_summary(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Cases the folds leave out: dropped_cases.tsv, one console line, run_summary.md."""
+    import json
+
+    from mmsurv.report.stage import dropped_lines, omics_missing_lines
+
+    rng = np.random.default_rng(0)
+    cases = [f"c{i:02d}" for i in range(12)]
+    clinical = pd.DataFrame(
+        {"case_id": cases, "survival_months": rng.uniform(1, 100, 12), "event": [1, 0] * 6}
+    )
+    cohort = tmp_path / "DEMO-X"
+    cohort.mkdir()
+    clinical.to_csv(cohort / "clinical.tsv", sep="\t", index=False)
+    omics = pd.DataFrame({"TP53_rnaseq": rng.normal(size=9)}, index=pd.Index(cases[:9]))
+    omics.index.name = "case_id"
+    omics.to_parquet(cohort / "omics.parquet")
+    missing = {"policy": "drop_case", "n_cells": 2, "n_cases": 1, "n_columns": 1,
+               "by_case": {"c10": 2}, "by_column": {"TP53_rnaseq": 2},
+               "dropped_cases": ["c10"]}  # fmt: skip
+    (cohort / "omics_missing.json").write_text(json.dumps(missing))
+    make_cohort_splits(
+        clinical_tsv=cohort / "clinical.tsv",
+        omics_parquet=cohort / "omics.parquet",
+        slide_cases=cases[1:11] + ["c99"],  # c00, c11: no slide; c99: no survival
+        out_tsv=cohort / "splits.tsv",
+        out_dropped=cohort / "dropped_cases.tsv",
+        omics_missing_json=cohort / "omics_missing.json",
+        n_folds=2,
+        seed=0,
+    )
+    dropped = pd.read_csv(cohort / "dropped_cases.tsv", sep="\t").set_index("case_id")["reason"]
+    assert dropped.to_dict() == {
+        "c00": "no slides",
+        "c09": "no omics",
+        "c10": "omics values missing (drop_case)",
+        "c11": "no omics; no slides",
+        "c99": "no survival; no omics",
+    }
+    console = capfd.readouterr().err.splitlines()
+    line = [s for s in console if "left out of the folds" in s]
+    assert len(line) == 1 and "cohort DEMO-X: 5 case(s)" in line[0], console
+    text = "\n".join(dropped_lines([cohort / "dropped_cases.tsv"]))
+    assert "| DEMO-X | no slides | 1 | c00 |" in text
+    assert "| DEMO-X | no omics; no slides | 1 | c11 |" in text
+    text = "\n".join(omics_missing_lines([cohort / "omics_missing.json"]))
+    assert "| DEMO-X | 2 | 1 | 1 | cases dropped | c10 (2) | TP53_rnaseq (2) |" in text

@@ -284,6 +284,8 @@ def test_dry_run_plans_the_acquisition_and_the_paper_run(tmp_path: Path) -> None
     assert counts["cohort_summary"] == 1 and counts["download_tcga_cdr"] == 1
     assert counts["download_encoder_weights"] == 1  # features.weights_url in config/tcga.yaml
     assert counts["download_slide"] == counts["tile_slide"] == len(sheet)
+    # one extraction rule: a batch per cohort (2 slides each), each slide's file published
+    assert counts["extract_features"] == 3 and counts["slide_features"] == len(sheet)
     config = yaml.safe_load((repo / "config" / "tcga.yaml").read_text())
     n_folds = config["splits"]["n_folds"]
     assert counts["train"] == 3 * len(config["training"]["models"]) * n_folds

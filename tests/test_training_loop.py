@@ -324,3 +324,36 @@ def test_fit_epochs_without_partial_step_matches_mcat_and_drops_the_last_leftove
     for got, want in zip(model.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(got.detach(), want.detach(), rtol=0, atol=1e-6)
         assert got.grad is None or not got.grad.any()
+
+
+def test_non_finite_loss_fails_at_once_naming_epoch_case_and_model():
+    """An inf omics value reaches the loss as NaN: the job stops, it does not train on."""
+    from mmsurv.training.loop import NonFiniteLossError
+
+    ds = _cohort(6)
+    ds.omics[0][4, 0] = np.inf  # case c4
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    cfg = StepConfig(dev=CPU, need_path=False, need_omic=True, model_name="snn")
+    before = _params(model)
+    with pytest.raises(NonFiniteLossError, match=r"model snn: .*at epoch 3, case c4"):
+        train_one_epoch(model, opt, ds, [4, 0, 1], cfg, epoch=2)
+    fit_cfg = StepConfig(dev=CPU, need_path=False, need_omic=True, grad_accum=8)
+    with pytest.raises(NonFiniteLossError, match=r"model _Linear: .*at epoch 1, case c4"):
+        fit_epochs(model, opt, None, ds, None, fit_cfg, epochs=2, fallbacks=[])
+    # the error comes before the optimizer steps on the NaN gradient: the weights stay finite
+    assert all(torch.isfinite(a).all() for a in _params(model))
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
+
+
+def test_nan_loss_fails_naming_the_case():
+    ds = _cohort(4)
+    ds.omics[0][2, :] = np.nan  # case c2: NaN logits, NaN loss
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    cfg = StepConfig(dev=CPU, need_path=False, need_omic=True, model_name="mcat")
+    from mmsurv.training.loop import NonFiniteLossError
+
+    with pytest.raises(NonFiniteLossError, match=r"mcat: training loss is nan at epoch 1, case c2"):
+        train_one_epoch(model, opt, ds, [0, 2, 1], cfg)
+    assert all(torch.isfinite(q).all() for q in model.parameters())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -177,3 +178,59 @@ def format_effective(rows: list[list[str]], *, demo_loaded: bool) -> str:
     )
     width = max((len(r[0]) for r in rows), default=0)
     return "\n".join([head] + [f"  {k:<{width}} = {v}  [{s}]" for k, v, s in rows])
+
+
+def _validation_error(err: BaseException) -> Any:
+    """The jsonschema ValidationError behind Snakemake's WorkflowError from `validate`, or None."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if type(seen).__name__ == "ValidationError" and hasattr(seen, "absolute_path"):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _short(text: str, limit: int = 300) -> str:
+    """`text` cut to `limit` characters (a jsonschema message may quote a whole section)."""
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def config_error_message(err: BaseException, schema_file: str) -> str | None:
+    """A few lines for a config that fails the schema: the key, the allowed keys, the schema.
+
+    Snakemake's own message prints the whole schema (about 1,800 lines) around the useful
+    line. Returns None when `err` does not wrap a schema violation.
+    """
+    error = _validation_error(err)
+    if error is None:
+        return None
+    path = ".".join(str(p) for p in error.absolute_path)
+    where = f"under `{path}`" if path else "at the top level"
+    props = error.schema.get("properties") if isinstance(error.schema, Mapping) else None
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping) and props:
+        unknown = sorted(str(k) for k in error.instance if k not in props)
+        return (
+            f"config: unknown key(s) {unknown} {where}; allowed keys there: "
+            f"{', '.join(props)}. Every key, its type and default: {schema_file}"
+        )
+    return f"config key `{path or '(top level)'}`: {_short(error.message)} (schema: {schema_file})"
+
+
+def sheet_error_message(
+    err: BaseException, sheet: Any, sheet_file: str, schema_file: str
+) -> str | None:
+    """The slide sheet's file, slide id and column for a row that fails the sample schema.
+
+    Snakemake says only "Error validating row <i> of data frame" (i counts the validated
+    frame's rows, `sheet`'s order). Returns None when `err` does not wrap a schema violation.
+    """
+    error = _validation_error(err)
+    found = re.search(r"row (\d+) of data frame", str(err))
+    if error is None or found is None or int(found.group(1)) >= len(sheet):
+        return None
+    row = sheet.iloc[int(found.group(1))]
+    column = ".".join(str(p) for p in error.absolute_path) or "(row)"
+    return (
+        f"slide sheet {sheet_file}: slide {row['slide_id']} (cohort {row['cohort']}), column "
+        f"`{column}`: {_short(error.message)} (schema: {schema_file})"
+    )

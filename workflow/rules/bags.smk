@@ -29,6 +29,7 @@ rule omics_bags:
     output:
         table=f"{OUT}/{{cohort}}/omics.parquet",
         families=f"{OUT}/{{cohort}}/families.json",
+        missing=f"{OUT}/{{cohort}}/omics_missing.json",
     log:
         f"{OUT}/logs/bags/{{cohort}}_omics.log",
     conda:
@@ -37,18 +38,22 @@ rule omics_bags:
     resources:
         mem_mb=res("bags", "mem_mb"),
         runtime=res("bags", "runtime"),
+    params:
+        impute=config["bags"]["omics_impute"],
     script:
         "../../scripts/omics_bags.py"
 
 
 rule splits:
-    """K folds over the cases with every modality the models need: stratified, or the user's."""
+    """K folds over the cases with every modality the models need; the cases left out, why."""
     input:
         clinical=config["clinical"],
         omics=f"{OUT}/{{cohort}}/omics.parquet",
+        omics_missing=f"{OUT}/{{cohort}}/omics_missing.json",
         user_splits=get_split_csvs,
     output:
-        f"{OUT}/{{cohort}}/splits.tsv",
+        splits=f"{OUT}/{{cohort}}/splits.tsv",
+        dropped=f"{OUT}/{{cohort}}/dropped_cases.tsv",
     log:
         f"{OUT}/logs/bags/{{cohort}}_splits.log",
     conda:

@@ -4,6 +4,7 @@ import os
 import re
 
 from snakemake.common.configfile import load_configfile
+from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
@@ -16,10 +17,12 @@ from mmsurv.config import (
     DEMO_CONFIG,
     apply_protocol,
     check_inputs_named,
+    config_error_message,
     derive_defaults,
     effective_rows,
     format_effective,
     provenance,
+    sheet_error_message,
 )
 from mmsurv.model_catalog import MODEL_INPUTS, model_inputs
 
@@ -33,7 +36,14 @@ if DEMO_LOADED:
 
 
 PRESET_KEYS = apply_protocol(config, USER_CONFIG)
-validate(config, schema="../schemas/config.schema.yaml")
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError as _err:
+    # Snakemake's message prints the whole schema around the one useful line.
+    _msg = config_error_message(_err, "workflow/schemas/config.schema.yaml")
+    if _msg is None:
+        raise
+    raise ValueError(_msg) from None
 PRESET_KEYS.update(derive_defaults(config, USER_CONFIG))
 check_inputs_named(config)
 EFFECTIVE_CONFIG = effective_rows(
@@ -99,7 +109,16 @@ else:
     samples = read_slide_sheet(
         config["samples"], COHORTS, require_slides=bool(PATH_MODELS)
     )
-    validate(samples, schema="../schemas/samples.schema.yaml")
+    try:
+        validate(samples, schema="../schemas/samples.schema.yaml")
+    except WorkflowError as _err:
+        # Snakemake names only the row number; name the sheet, the slide and the column.
+        _msg = sheet_error_message(
+            _err, samples, config["samples"], "workflow/schemas/samples.schema.yaml"
+        )
+        if _msg is None:
+            raise
+        raise ValueError(_msg) from None
 
 
 def _alternatives(values):
@@ -146,6 +165,45 @@ def feature_batches():
         for b, start in enumerate(range(0, len(slides), size)):
             batches.append((cohort, b, slides[start : start + size]))
     return batches
+
+
+# The batches extract_features encodes (features.smk) as {(cohort, batch): slide ids} and
+# {slide id: batch}; batch is a string, as the {batch} wildcard.
+FEATURE_BATCHES = {(c, str(b)): slides for c, b, slides in feature_batches()}
+SLIDE_BATCH = {s: b for (_, b), slides in FEATURE_BATCHES.items() for s in slides}
+
+
+def feature_batch_dir(cohort, batch):
+    """The directory one feature-extraction job writes its slides' h5 files into."""
+    return f"{OUT}/{cohort}/features/.batches/{batch}"
+
+
+def get_batch_slides(wildcards):
+    """Slide ids of one feature-extraction batch, in sheet order."""
+    key = (wildcards.cohort, wildcards.batch)
+    if key not in FEATURE_BATCHES:
+        raise ValueError(
+            f"cohort {wildcards.cohort} has no feature batch {wildcards.batch} "
+            f"(features.slides_per_job={config['features']['slides_per_job']})"
+        )
+    return FEATURE_BATCHES[key]
+
+
+def get_batch_inputs(wildcards):
+    """Slide files and tile coords of one feature-extraction batch."""
+    slides = get_batch_slides(wildcards)
+    return {
+        "slides": [samples.loc[s, "path"] for s in slides],
+        "coords": [f"{OUT}/{wildcards.cohort}/patches/{s}.h5" for s in slides],
+    }
+
+
+def get_slide_batch_dir(wildcards):
+    """The batch directory holding one slide's features; the slide must be of the cohort."""
+    if wildcards.slide not in SLIDE_BATCH:
+        raise ValueError(f"slide {wildcards.slide} is not in the slide sheet")
+    get_slide_path(wildcards)  # checks the cohort
+    return feature_batch_dir(wildcards.cohort, SLIDE_BATCH[wildcards.slide])
 
 
 def get_cohort_features(wildcards):

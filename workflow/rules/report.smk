@@ -9,6 +9,8 @@ rule run_summary:
         metrics=f"{OUT}/tables/metrics.csv",
         km=expand(f"{OUT}/{{cohort}}/km_stats.json", cohort=COHORTS),
         splits=expand(f"{OUT}/{{cohort}}/splits.tsv", cohort=COHORTS),
+        dropped=expand(f"{OUT}/{{cohort}}/dropped_cases.tsv", cohort=COHORTS),
+        omics_missing=expand(f"{OUT}/{{cohort}}/omics_missing.json", cohort=COHORTS),
     output:
         report(
             f"{OUT}/run_summary.md",

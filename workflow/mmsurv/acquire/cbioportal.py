@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmsurv.acquire.barcodes import DEFAULT_SAMPLE_TYPES, SAMPLE_BARCODE_RE, choose_samples
+from mmsurv.acquire.retry import redact_url
 from mmsurv.acquire.tcga_io import (
     TCGAFormatError,
     dedup_genes,
@@ -68,7 +69,8 @@ def study_archive_url(template: str, study: str) -> str:
     """The archive URL of a cBioPortal study from the `{study}` URL template."""
     if "{study}" not in template:
         raise ValueError(
-            f"acquisition.omics.archive_url {template!r} must contain the placeholder {{study}}"
+            f"acquisition.omics.archive_url {redact_url(template)!r} must contain the "
+            "placeholder {study}"
         )
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", study):
         raise ValueError(f"cBioPortal study id {study!r} must match [A-Za-z0-9_.-]+")

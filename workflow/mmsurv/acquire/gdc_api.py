@@ -9,14 +9,8 @@ from typing import Any
 
 import requests
 
-from mmsurv.acquire.transfer import (
-    MD5_RE,
-    DownloadError,
-    GDCError,
-    download_settings,
-    http_session,
-    post_json,
-)
+from mmsurv.acquire.retry import DownloadError, GDCError, http_session, post_json, redact_url
+from mmsurv.acquire.transfer import MD5_RE, download_settings
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +176,8 @@ def data_url(data_endpoint: str, file_id: str) -> str:
     """The download URL of one file from the `download.data_endpoint` template."""
     if "{file_id}" not in data_endpoint:
         raise ValueError(
-            f"download.data_endpoint {data_endpoint!r} must contain the placeholder {{file_id}}"
+            f"download.data_endpoint {redact_url(data_endpoint)!r} must contain the placeholder "
+            "{file_id}"
         )
     return data_endpoint.replace("{file_id}", file_id)
 

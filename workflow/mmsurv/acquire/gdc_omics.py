@@ -23,6 +23,7 @@ from mmsurv.acquire.gdc_api import (
     query_settings,
     slide_path,
 )
+from mmsurv.acquire.retry import redact_url
 from mmsurv.acquire.tcga_io import dedup_genes, need_columns, numeric_frame, read_tsv, require_file
 from mmsurv.acquire.transfer import (
     DEFAULT_FILES_ENDPOINT,
@@ -236,7 +237,7 @@ def query_omics_manifest(
         m = s[modality]
         what = (
             f"GDC {modality} listing of {', '.join(project_ids)} ({m['data_type']}, "
-            f"{m['workflow_type']}; {files_endpoint})"
+            f"{m['workflow_type']}; {redact_url(files_endpoint)})"
         )
         filters = omics_filters(
             project_ids,

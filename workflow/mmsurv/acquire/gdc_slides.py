@@ -22,6 +22,7 @@ from mmsurv.acquire.gdc_api import (
     query_settings,
     slide_path,
 )
+from mmsurv.acquire.retry import redact_url
 from mmsurv.acquire.transfer import (
     DEFAULT_FILES_ENDPOINT,
     download_file,
@@ -132,7 +133,7 @@ def query_slide_manifest(
         if len(project_ids) != 1:
             raise ValueError(f"several projects {project_ids} need an explicit cohort name")
         cohort = project_ids[0]
-    what = f"GDC slide listing of {', '.join(project_ids)} ({files_endpoint})"
+    what = f"GDC slide listing of {', '.join(project_ids)} ({redact_url(files_endpoint)})"
     hits = query_hits(
         slide_filters(project_ids),
         MANIFEST_FIELDS,

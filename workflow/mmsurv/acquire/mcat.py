@@ -149,10 +149,16 @@ def _apply_unsuffixed(
 def _labels(table: pd.DataFrame, p: Path) -> tuple[pd.Series, pd.Series]:
     """survival_months (float, >= 0) and censorship (0/1) of each row, checked per case."""
     cases = table["case_id"]
-    months = pd.to_numeric(table["survival_months"], errors="coerce")
-    bad = _first_cases(~(months >= 0), cases)
-    if bad:
-        raise BYOError(f"{p}: missing, non-numeric or negative survival_months for cases {bad}")
+    raw = table["survival_months"]
+    months = pd.to_numeric(raw, errors="coerce")
+    for what, mask in (
+        ("survival_months is not a number", raw.notna() & months.isna()),
+        ("missing survival_months", raw.isna()),
+        ("negative survival_months", months < 0),
+    ):
+        bad = _first_cases(mask, cases)
+        if bad:
+            raise BYOError(f"{p}: {what} for cases {bad}")
     cens = pd.to_numeric(table["censorship"], errors="coerce")
     bad = _first_cases(~cens.isin([0, 1]), cases)
     if bad:

@@ -1,4 +1,10 @@
-"""Resumable, retried, md5-checked HTTP downloads shared by every acquisition source."""
+"""Resumable, retried, md5-checked HTTP downloads shared by every acquisition source.
+
+A download is bounded in attempts (`retries`), restarts from byte 0 and bytes received, a
+server whose file length differs from the expected size is an error, and a file without a
+checksum is checked by its type (`mmsurv.acquire.filecheck`) before it is kept. URLs are logged
+without their secrets (`mmsurv.acquire.retry.redact_url`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,22 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from mmsurv.acquire.filecheck import FileCheckError, check_file, file_kind
+from mmsurv.acquire.retry import (
+    ChecksumError,
+    DownloadError,
+    TransientError,
+    check_status,
+    http_session,
+    redact_url,
+    with_retries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -19,150 +36,9 @@ PathLike = str | os.PathLike[str]
 
 DEFAULT_FILES_ENDPOINT = "https://api.gdc.cancer.gov/files"
 DEFAULT_DATA_ENDPOINT = "https://api.gdc.cancer.gov/data/{file_id}"
-USER_AGENT = "mmsurv-workflow (python-requests)"
 MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 _CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 MIB = 1 << 20
-
-
-class GDCError(RuntimeError):
-    """A GDC request or download that failed; the message names the project, file or slide."""
-
-
-class DownloadError(GDCError):
-    """A file that could not be downloaded (after the configured retries, or a 4xx answer)."""
-
-
-class ChecksumError(DownloadError):
-    """A downloaded file whose size or md5 differs from the manifest; it was deleted."""
-
-
-class _Transient(Exception):
-    """One failed attempt that is worth retrying (connection error, timeout, 5xx, 429)."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-# --------------------------------------------------------------------------------------------
-# retries
-# --------------------------------------------------------------------------------------------
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """Seconds from a numeric `Retry-After` header, or None."""
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _check_status(response: requests.Response, what: str) -> None:
-    """Raise _Transient on 5xx/429 (worth retrying) and DownloadError on any other 4xx."""
-    status = response.status_code
-    if status == 429 or status >= 500:
-        raise _Transient(f"HTTP {status} {response.reason}", _retry_after(response))
-    if status >= 400:
-        body = response.text[:300].strip()
-        raise DownloadError(
-            f"{what}: HTTP {status} {response.reason} from {response.url} (not retried): {body}"
-        )
-
-
-_RETRIED = (
-    requests.ConnectionError,  # refused, reset, DNS, read timeouts while streaming
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,  # connection closed before Content-Length bytes
-    _Transient,
-)
-
-
-def _with_retries(
-    attempt: Callable[[], Any],
-    *,
-    what: str,
-    retries: int,
-    backoff: float,
-    max_backoff: float,
-    made_progress: Callable[[], bool] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Any:
-    """Call `attempt` until it succeeds; transient failures are retried with exponential back-off.
-
-    An attempt after which `made_progress()` is true (a download that grew its `.part` file) does
-    not count against `retries`, so a long transfer over a flaky link is not abandoned while it
-    advances; the count restarts from zero.
-    """
-    if retries < 0:
-        raise ValueError(f"retries must be >= 0, got {retries}")
-    failures = 0
-    while True:
-        try:
-            return attempt()
-        except _RETRIED as err:
-            reason = f"{type(err).__name__}: {err}" if not isinstance(err, _Transient) else str(err)
-            if made_progress is not None and made_progress():
-                failures = 0
-                log.warning("%s: transfer interrupted (%s); resuming", what, reason)
-                continue
-            failures += 1
-            if failures > retries:
-                raise DownloadError(
-                    f"{what}: giving up after {failures} failed attempt(s) "
-                    f"(download.retries={retries}); last error: {reason}"
-                ) from err
-            delay = min(backoff * 2 ** (failures - 1), max_backoff)
-            if isinstance(err, _Transient) and err.retry_after is not None:
-                delay = min(max(delay, err.retry_after), max_backoff)
-            log.warning(
-                "%s: attempt %d/%d failed (%s); retrying in %.2f s",
-                what,
-                failures,
-                retries + 1,
-                reason,
-                delay,
-            )
-            sleep(delay)
-
-
-def http_session(session: requests.Session | None) -> requests.Session:
-    """The given session, or a new one with this package's User-Agent."""
-    if session is not None:
-        return session
-    s = requests.Session()
-    s.headers["User-Agent"] = USER_AGENT
-    return s
-
-
-def post_json(
-    http: requests.Session,
-    url: str,
-    payload: Mapping[str, Any],
-    *,
-    what: str,
-    timeout: float,
-    retries: int,
-    backoff: float,
-    max_backoff: float,
-) -> Any:
-    """POST `payload` as JSON and return the decoded answer, retried like a download.
-
-    A 4xx answer other than 429 is a DownloadError at once; an answer that is not JSON is retried.
-    """
-
-    def _post() -> Any:
-        response = http.post(url, json=payload, timeout=timeout)
-        _check_status(response, what)
-        try:
-            return response.json()
-        except ValueError as err:
-            raise _Transient(f"response is not JSON: {response.text[:200]!r}") from err
-
-    return _with_retries(
-        _post, what=what, retries=retries, backoff=backoff, max_backoff=max_backoff
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,24 +91,155 @@ class _Progress:
             log.info("%s: %.1f MiB, %.1f MiB/s", self.what, self.done / MIB, rate)
 
 
+class _Budget:
+    """What one download may spend across its attempts: restarts from byte 0, and bytes.
+
+    A resume never re-sends a byte, so only restarts (a dropped `.part`) repeat a transfer. They
+    are capped at `max_restarts`, and all bytes received at `max_bytes_factor` times the expected
+    size, so a download that cannot complete fails instead of looping (an attempt that grew the
+    `.part` does not count against `retries`). The expected size is the manifest's, else the
+    length the server announced (Content-Length, or the total of a Content-Range).
+    """
+
+    def __init__(
+        self, what: str, size: int | None, *, max_restarts: int, max_bytes_factor: float
+    ) -> None:
+        if max_restarts < 0:
+            raise ValueError(f"max_restarts must be >= 0, got {max_restarts}")
+        if max_bytes_factor < 1:
+            raise ValueError(f"max_bytes_factor must be >= 1, got {max_bytes_factor}")
+        self.what, self.size, self.announced = what, size, None
+        self.max_restarts, self.factor = max_restarts, max_bytes_factor
+        self.received = self.restarts = 0
+
+    @property
+    def expected(self) -> int | None:
+        """The manifest's size, else the length the server announced (None if neither)."""
+        return self.size if self.size is not None else self.announced
+
+    @property
+    def source(self) -> str:
+        """Who says the expected size, for messages."""
+        return "the manifest" if self.size is not None else "the server's first answer"
+
+    def restart(self) -> None:
+        """Count a transfer written from byte 0 after bytes were received; fail past the cap."""
+        if self.received == 0:
+            return
+        self.restarts += 1
+        if self.restarts > self.max_restarts:
+            raise DownloadError(
+                f"{self.what}: giving up: the download restarted from byte 0 more than "
+                f"{self.max_restarts} time(s) ({self.received} bytes received in all, expected "
+                f"size {self.expected if self.expected is not None else 'unknown'})"
+            )
+
+    def add(self, n: int) -> None:
+        """Count `n` received bytes; DownloadError when they exceed the byte budget."""
+        self.received += n
+        expected = self.expected
+        if expected is not None and self.received > self.factor * max(expected, 1):
+            raise DownloadError(
+                f"{self.what}: giving up after receiving {self.received} bytes in all, more than "
+                f"{self.factor:g} x the expected {expected} bytes"
+            )
+
+
+def _announced_total(response: requests.Response) -> int | None:
+    """The whole file's length the server states: a 206's Content-Range total, a 200's length."""
+    if response.status_code == 206:
+        m = _CONTENT_RANGE_RE.match(response.headers.get("Content-Range", "").strip())
+        return int(m.group(3)) if m and m.group(3) != "*" else None
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    length = response.headers.get("Content-Length", "").strip()
+    return int(length) if encoding in ("", "identity") and length.isdigit() else None
+
+
+def _check_announced(response: requests.Response, part: Path, budget: _Budget) -> None:
+    """Learn the server's file length; one that differs from the expected size is an error."""
+    total = _announced_total(response)
+    if total is None:
+        return
+    expected = budget.expected
+    if expected is not None and total != expected:
+        part.unlink(missing_ok=True)
+        raise ChecksumError(
+            f"{budget.what}: size mismatch: the server's file has {total} bytes, "
+            f"{budget.source} says {expected} (stale manifest?); nothing kept"
+        )
+    budget.announced = total
+
+
+def _on_416(response: requests.Response, part: Path, offset: int, budget: _Budget) -> None:
+    """A 416 to `Range: bytes=offset-`: done (the .part is the file), a size error, or a restart."""
+    total = _range_total(response)
+    n = int(total) if total.isdigit() else None
+    expected = budget.expected
+    if n is not None and expected is not None and n != expected:
+        part.unlink(missing_ok=True)
+        raise ChecksumError(
+            f"{budget.what}: size mismatch: received {offset} bytes and the server has no more "
+            f"(HTTP 416, its file has {n} bytes); {budget.source} says {expected}; deleted {part}"
+        )
+    if n is not None and n == offset:
+        budget.announced = n if budget.size is None else None
+        return  # the .part already holds the whole file
+    part.unlink(missing_ok=True)
+    raise TransientError(f"HTTP 416 for Range bytes={offset}-; restarting from byte 0")
+
+
+def _write_body(
+    response: requests.Response,
+    part: Path,
+    *,
+    mode: str,
+    offset: int,
+    budget: _Budget,
+    chunk_size: int,
+    progress_every: int,
+) -> None:
+    """Stream the answer into `part`; never past the manifest's size (ChecksumError)."""
+    progress = _Progress(budget.what, budget.expected, offset, progress_every)
+    written, too_long = offset, False
+    with open(part, mode) as fh:
+        for block in response.iter_content(chunk_size=chunk_size):
+            budget.add(len(block))
+            written += len(block)
+            if budget.size is not None and written > budget.size:
+                too_long = True
+                break
+            fh.write(block)
+            progress.advance(len(block))
+        fh.flush()
+        os.fsync(fh.fileno())
+    if too_long:
+        part.unlink()
+        raise ChecksumError(
+            f"{budget.what}: size mismatch: the server sent more than the {budget.size} bytes "
+            f"the manifest says; deleted {part}"
+        )
+    progress.report()
+
+
 def _transfer_once(
     http: requests.Session,
     url: str,
     part: Path,
     *,
-    size: int | None,
+    budget: _Budget,
     timeout: float,
     chunk_size: int,
     progress_every: int,
-    what: str,
 ) -> None:
     """One HTTP request: append to `part` from its current length (Range) or restart it."""
+    what = budget.what
     offset = part.stat().st_size if part.exists() else 0
-    if size is not None and offset > size:
-        log.warning("%s: %s is longer than %d bytes; starting again", what, part, size)
+    expected = budget.expected
+    if expected is not None and offset > expected:
+        log.warning("%s: %s is longer than %d bytes; starting again", what, part, expected)
         part.unlink()
         offset = 0
-    if size is not None and offset == size:
+    if expected is not None and offset == expected:
         return  # complete from an earlier attempt: only verification is left
     # identity: byte offsets of a Range must be those of the file, not of a compressed stream
     headers = {"Accept-Encoding": "identity"}
@@ -241,17 +248,13 @@ def _transfer_once(
     with http.get(url, headers=headers, stream=True, timeout=timeout) as response:
         status = response.status_code
         if status == 416:
-            # nothing to send from `offset`: the server's file is shorter than our .part
-            if size is None and _range_total(response) == str(offset):
-                return  # the .part already holds the whole file
-            part.unlink(missing_ok=True)
-            raise _Transient(f"HTTP 416 for Range bytes={offset}-; restarting from byte 0")
-        _check_status(response, what)
+            return _on_416(response, part, offset, budget)
+        check_status(response, what, url)
         if status == 206:
             first = _range_start(response)
             if first != offset:
                 part.unlink(missing_ok=True)
-                raise _Transient(
+                raise TransientError(
                     f"server sent bytes from {first} for Range bytes={offset}-; restarting"
                 )
             mode = "ab"
@@ -264,20 +267,27 @@ def _transfer_once(
                 offset = 0
             mode = "wb"
         else:
-            raise DownloadError(f"{what}: unexpected HTTP {status} {response.reason} from {url}")
-        if offset:
+            raise DownloadError(
+                f"{what}: unexpected HTTP {status} {response.reason} from {redact_url(url)}"
+            )
+        _check_announced(response, part, budget)
+        if mode == "wb":
+            budget.restart()
+        elif offset:
             log.info("%s: resuming at byte %d", what, offset)
-        progress = _Progress(what, size, offset, progress_every)
-        with open(part, mode) as fh:
-            for block in response.iter_content(chunk_size=chunk_size):
-                fh.write(block)
-                progress.advance(len(block))
-            fh.flush()
-            os.fsync(fh.fileno())
-        progress.report()
+        _write_body(
+            response,
+            part,
+            mode=mode,
+            offset=offset,
+            budget=budget,
+            chunk_size=chunk_size,
+            progress_every=progress_every,
+        )
     got = part.stat().st_size
-    if size is not None and got < size:
-        raise _Transient(f"connection closed after {got} of {size} bytes")
+    expected = budget.expected
+    if expected is not None and got < expected:
+        raise TransientError(f"connection closed after {got} of {expected} bytes")
 
 
 def _range_start(response: requests.Response) -> int | None:
@@ -293,40 +303,61 @@ def _range_total(response: requests.Response) -> str:
 
 
 def _keep_existing(
-    dest: Path, *, size: int | None, md5: str | None, verify_existing: bool, what: str
+    dest: Path,
+    *,
+    size: int | None,
+    md5: str | None,
+    verify_existing: bool,
+    check_type: bool,
+    what: str,
 ) -> bool:
-    """True when an existing `dest` is kept; a wrong one is deleted so it is downloaded again."""
+    """True when an existing `dest` is kept; a wrong one is deleted so it is downloaded again.
+
+    Without a size or md5 to compare, `check_type` reads it as the type its name gives (an
+    archive through, a table parsed): a cut file left by an earlier run is not kept.
+    """
     if not dest.exists():
         return False
     have = dest.stat().st_size
-    if size is None or have == size:
-        if not (verify_existing and md5):
-            log.info("%s: %s already present (%d bytes); kept", what, dest, have)
-            return True
+    if size is not None and have != size:
+        log.warning(
+            "%s: existing %s has %d bytes, expected %d; downloading again", what, dest, have, size
+        )
+    elif verify_existing and md5:
         if md5_of(dest) == md5:
             log.info("%s: %s already present, md5 verified; kept", what, dest)
             return True
         log.warning("%s: existing %s has a wrong md5; downloading again", what, dest)
+    elif check_type:
+        try:
+            checked = check_file(dest)
+        except FileCheckError as err:
+            log.warning(
+                "%s: existing %s is damaged (%s); deleted, downloading again", what, dest, err
+            )
+        else:
+            how = f", checked as a {checked}" if checked else ""
+            log.info("%s: %s already present (%d bytes%s); kept", what, dest, have, how)
+            return True
     else:
-        log.warning(
-            "%s: existing %s has %d bytes, expected %d; downloading again",
-            what,
-            dest,
-            have,
-            size,
-        )
+        log.info("%s: %s already present (%d bytes); kept", what, dest, have)
+        return True
     dest.unlink()
     return False
 
 
-def _verify_part(part: Path, *, size: int | None, md5: str | None, what: str) -> int:
-    """The size of a finished `.part`; on a size or md5 mismatch it is deleted (ChecksumError)."""
-    got = part.stat().st_size
-    if size is not None and got != size:
+def _verify_part(
+    part: Path, dest: Path, *, budget: _Budget, md5: str | None, check_type: bool
+) -> str:
+    """What was verified of a finished `.part`; on any mismatch it is deleted (ChecksumError)."""
+    what, got, expected = budget.what, part.stat().st_size, budget.expected
+    if expected is not None and got != expected:
         part.unlink()
         raise ChecksumError(
-            f"{what}: downloaded {got} bytes, the manifest says {size}; deleted {part}"
+            f"{what}: size mismatch: downloaded {got} bytes, {budget.source} says {expected}; "
+            f"deleted {part}"
         )
+    done = [f"{got} bytes"]
     if md5:
         actual = md5_of(part)
         if actual != md5:
@@ -334,7 +365,18 @@ def _verify_part(part: Path, *, size: int | None, md5: str | None, what: str) ->
             raise ChecksumError(
                 f"{what}: md5 {actual} does not match the manifest's {md5}; deleted {part}"
             )
-    return got
+        done.append("md5 verified")
+    if check_type:
+        try:
+            checked = check_file(part, name=dest.name)
+        except FileCheckError as err:
+            part.unlink()
+            raise ChecksumError(
+                f"{what}: the downloaded file is damaged or cut short ({err}); deleted {part}"
+            ) from err
+        if checked:
+            done.append(f"checked as a {checked}")
+    return ", ".join(done)
 
 
 def download_file(
@@ -350,6 +392,9 @@ def download_file(
     chunk_size: int = MIB,
     progress_every: int = 256 * MIB,
     verify_existing: bool = False,
+    check_type: bool = False,
+    max_restarts: int = 2,
+    max_bytes_factor: float = 4.0,
     label: str | None = None,
     session: requests.Session | None = None,
 ) -> Path:
@@ -358,10 +403,15 @@ def download_file(
     Connection errors, timeouts, HTTP 5xx and 429 are retried `retries` times with exponential
     back-off (`backoff`, doubling, at most `max_backoff` seconds); an attempt that advanced the
     `.part` file does not count. Other 4xx answers fail at once. A server answering 200 to a Range
-    request restarts the file; 416 drops the `.part`. After the transfer the size and md5 are
-    checked: on a mismatch the `.part` is deleted and ChecksumError names `label`. Only a verified
-    file is renamed to `dest`. An existing `dest` of the expected size is kept (and md5-checked
-    when `verify_existing`); a wrong one is removed and downloaded again.
+    request restarts the file; 416 drops the `.part`. A download is bounded: at most
+    `max_restarts` restarts from byte 0 and `max_bytes_factor` x the expected size received in
+    all. A server whose file length differs from `size` (its Content-Length, a Content-Range total
+    or a 416) is a ChecksumError at once. Without `size` the length the server announces is
+    enforced. After the transfer the size, the md5 and (`check_type`) the file's type
+    (`filecheck.check_file`) are checked: on a mismatch the `.part` is deleted and ChecksumError
+    names `label`. Only a verified file is renamed to `dest`. An existing `dest` of the expected
+    size is kept (md5-checked when `verify_existing`, type-checked when `check_type`); a wrong one
+    is removed and downloaded again. The URL is logged without its secrets (`redact_url`).
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
@@ -369,12 +419,24 @@ def download_file(
     md5 = md5.lower() if md5 else None
     if md5 is not None and not MD5_RE.match(md5):
         raise ValueError(f"{what}: expected md5 {md5!r} is not 32 hex digits")
-    if _keep_existing(dest, size=size, md5=md5, verify_existing=verify_existing, what=what):
+    budget = _Budget(what, size, max_restarts=max_restarts, max_bytes_factor=max_bytes_factor)
+    if _keep_existing(
+        dest,
+        size=size,
+        md5=md5,
+        verify_existing=verify_existing,
+        check_type=check_type,
+        what=what,
+    ):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     http = http_session(session)
     log.info(
-        "%s: downloading %s -> %s (%s bytes)", what, url, dest, size if size is not None else "?"
+        "%s: downloading %s -> %s (%s bytes)",
+        what,
+        redact_url(url),
+        dest,
+        size if size is not None else "?",
     )
     sizes = {"last": part.stat().st_size if part.exists() else 0}
 
@@ -384,32 +446,26 @@ def download_file(
         return grew
 
     t0 = time.monotonic()
-    _with_retries(
+    with_retries(
         lambda: _transfer_once(
             http,
             url,
             part,
-            size=size,
+            budget=budget,
             timeout=timeout,
             chunk_size=chunk_size,
             progress_every=progress_every,
-            what=what,
         ),
         what=what,
         retries=retries,
         backoff=backoff,
         max_backoff=max_backoff,
         made_progress=_grew,
+        url=url,
     )
-    got = _verify_part(part, size=size, md5=md5, what=what)
+    verified = _verify_part(part, dest, budget=budget, md5=md5, check_type=check_type)
     os.replace(part, dest)
-    log.info(
-        "%s: done, %d bytes%s in %.1f s",
-        what,
-        got,
-        ", md5 verified" if md5 else "",
-        time.monotonic() - t0,
-    )
+    log.info("%s: done, %s in %.1f s", what, verified, time.monotonic() - t0)
     return dest
 
 
@@ -460,14 +516,21 @@ def fetch_source(
 ) -> Path:
     """Download one omics/survival source with the `download` settings (resume, retries, md5).
 
-    `checked_after`: the caller verifies the file itself (e.g. a sha256), so a missing md5 is
-    not worth a warning.
+    Without an md5 the file is checked by what it claims to be (`filecheck.check_file`: the
+    length the server announces, an archive read through, a table or workbook parsed), after the
+    download and when it is already there; a file that fails is deleted. `checked_after`: the
+    caller verifies the file itself (e.g. a sha256), so neither the warning nor that check apply.
     """
     s = download_settings(download)
-    if not md5 and not checked_after:
+    check_type = not md5 and not checked_after
+    if check_type:
+        kind = file_kind(dest)
         log.warning(
-            "%s: no md5 configured; the download is resumed and retried but not checksum-verified",
+            "%s: no md5 configured; the download is not checksum-verified, only %s",
             label,
+            f"checked as a {kind} file (read through / parsed) and against the server's length"
+            if kind
+            else "checked against the length the server announces",
         )
     return download_file(
         url,
@@ -475,5 +538,6 @@ def fetch_source(
         md5=md5 or None,
         **transfer_options(s),
         verify_existing=bool(s["verify_existing"]),
+        check_type=check_type,
         label=label,
     )

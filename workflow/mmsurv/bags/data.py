@@ -33,10 +33,22 @@ def read_clinical(tsv: str | os.PathLike[str]) -> pd.DataFrame:
     if dup:
         raise ValueError(f"{path}: duplicated case ids: {dup[:20]}")
     table = table.set_index("case_id")
-    time = pd.to_numeric(table["survival_months"], errors="coerce")
-    bad_time = table.index[~(time >= 0)].tolist()  # NaN compares False
-    if bad_time:
-        raise ValueError(f"{path}: missing or negative survival_months for cases {bad_time[:20]}")
+    raw = table["survival_months"]
+    time = pd.to_numeric(raw, errors="coerce")
+    text = raw.notna() & time.isna()
+    if text.any():
+        bad = {c: str(v) for c, v in raw[text].items()}
+        raise ValueError(
+            f"{path}: survival_months is not a number for cases {list(bad)[:20]} "
+            f"(values {list(bad.values())[:20]}); give months as a plain number"
+        )
+    for what, bad_mask in (("missing", raw.isna()), ("negative", time < 0)):
+        if bad_mask.any():
+            bad_time = table.index[bad_mask].tolist()
+            raise ValueError(f"{path}: {what} survival_months for cases {bad_time[:20]}")
+    if not np.isfinite(time.to_numpy(dtype=float)).all():
+        bad_time = table.index[~np.isfinite(time.to_numpy(dtype=float))].tolist()
+        raise ValueError(f"{path}: infinite survival_months for cases {bad_time[:20]}")
     # 0.0 / 1.0 / False / True hash like 0 / 1, so they map too; anything else → None → error.
     ev = table["event"].map(lambda v: {0: False, 1: True, "0": False, "1": True}.get(v))
     bad_event = table.index[ev.isna()].tolist()

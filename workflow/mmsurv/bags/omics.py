@@ -57,7 +57,83 @@ def read_omics_table(omics_tsv: str | os.PathLike[str]) -> pd.DataFrame:
     non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
     if non_numeric:
         raise ValueError(f"{path}: non-numeric gene columns: {non_numeric[:20]}")
-    return table.astype(np.float64)
+    table = table.astype(np.float64)
+    inf = np.isinf(table.to_numpy())
+    if inf.any():
+        cols = table.columns[inf.any(axis=0)].tolist()
+        cases = table.index[inf.any(axis=1)].tolist()
+        raise ValueError(
+            f"{path}: {int(inf.sum())} infinite value(s) (inf/-inf) in gene column(s) "
+            f"{cols[:20]} of case(s) {cases[:20]}; fix them, or leave the cells empty to have "
+            "them handled by bags.omics_impute"
+        )
+    return table
+
+
+IMPUTE_POLICIES = ("mean", "drop_case", "error")
+
+
+def _zero_variance(frame: pd.DataFrame) -> list[str]:
+    """Columns with fewer than two distinct present values (they carry no information)."""
+    return [c for c in frame.columns if not (frame[c].nunique(dropna=True) > 1)]
+
+
+def missing_counts(frame: pd.DataFrame) -> tuple[dict[str, int], dict[str, int]]:
+    """Missing (NaN) cells per case and per column, only those with at least one, in order."""
+    na = frame.isna()
+    by_case, by_col = na.sum(axis=1), na.sum(axis=0)
+    return (
+        {str(k): int(v) for k, v in by_case[by_case > 0].items()},
+        {str(k): int(v) for k, v in by_col[by_col > 0].items()},
+    )
+
+
+def apply_impute_policy(
+    kept: pd.DataFrame, policy: str, where: str | os.PathLike[str]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Apply bags.omics_impute to the table's missing cells; return it and the counts (JSON).
+
+    mean keeps the cells missing (each training job imputes its training-fold mean), drop_case
+    leaves out every case with one, error refuses the table naming the cases and columns.
+    """
+    if policy not in IMPUTE_POLICIES:
+        raise ValueError(f"bags.omics_impute={policy!r}; choose one of {list(IMPUTE_POLICIES)}")
+    by_case, by_col = missing_counts(kept)
+    n_cells = sum(by_case.values())
+    doc: dict[str, Any] = {
+        "policy": policy,
+        "n_cases_in_table": len(kept),
+        "n_cells": n_cells,
+        "n_cases": len(by_case),
+        "n_columns": len(by_col),
+        "by_case": by_case,
+        "by_column": by_col,
+        "dropped_cases": [],
+    }
+    if not n_cells:
+        return kept, doc
+    what = (
+        f"{where}: {n_cells} missing omics value(s) in {len(by_case)} case(s) "
+        f"{list(by_case)[:20]} and {len(by_col)} column(s) {list(by_col)[:20]}"
+    )
+    if policy == "error":
+        raise ValueError(
+            f"{what}; bags.omics_impute is error (mean imputes them with the training-fold "
+            "mean, drop_case leaves those cases out)"
+        )
+    if policy == "drop_case":
+        kept = kept.drop(index=list(by_case))
+        doc["dropped_cases"] = list(by_case)
+        if kept.empty:
+            raise ValueError(f"{what}; bags.omics_impute drop_case leaves no case")
+        log.warning("%s: those cases are left out (bags.omics_impute drop_case)", what)
+    else:
+        log.warning(
+            "%s: each training job imputes them with its training-fold column mean "
+            "(bags.omics_impute mean)",
+            what,
+        )
+    return kept, doc
 
 
 def build_omics_bags(
@@ -65,8 +141,15 @@ def build_omics_bags(
     gene_families_csv: str | os.PathLike[str],
     out_parquet: str | os.PathLike[str],
     out_json: str | os.PathLike[str],
+    *,
+    impute: str = "mean",
+    out_missing: str | os.PathLike[str] | None = None,
 ) -> None:
-    """Keep the family columns of the omics table (raw values) and write them with the families."""
+    """Keep the family columns of the omics table (raw values) and write them with the families.
+
+    Missing cells of the kept columns follow `impute` (bags.omics_impute); their counts per
+    case and column go to `out_missing` (JSON) for the run summary.
+    """
     table = read_omics_table(omics_tsv)
     families = load_gene_families(gene_families_csv)
     # Fail early (naming the family) when a family matches nothing at all in the table.
@@ -75,8 +158,11 @@ def build_omics_bags(
     kept = table[[c for c in table.columns if c in used]]
     all_missing = [c for c in kept.columns if kept[c].isna().all()]
     present = kept.drop(columns=all_missing)
-    zero_var = [c for c in present.columns if not (present[c].nunique(dropna=True) > 1)]
-    kept = present.drop(columns=zero_var)
+    zero_var = _zero_variance(present)
+    kept, missing_doc = apply_impute_policy(present.drop(columns=zero_var), impute, omics_tsv)
+    if missing_doc["dropped_cases"]:  # fewer cases: a column may now be constant
+        zero_var += _zero_variance(kept)
+        kept = kept.drop(columns=zero_var, errors="ignore")
     if all_missing or zero_var:
         log.warning(
             "%s: dropped %d all-missing and %d zero-variance columns",
@@ -104,6 +190,8 @@ def build_omics_bags(
         },
     }
     write_text_atomic(out_json, json.dumps(doc, indent=2))
+    if out_missing is not None:
+        write_text_atomic(out_missing, json.dumps(missing_doc, indent=2))
     log.info("omics bags: %d cases, %d columns, families %s", len(kept), kept.shape[1], n_genes)
 
 

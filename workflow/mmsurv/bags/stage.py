@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from mmsurv.io import py_value
+from mmsurv.io import atomic_path, py_value
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ def make_cohort_splits(
     user_split_csvs: Sequence[PathLike] | None = None,
     complete_cases: bool = True,
     cohort: str | None = None,
+    out_dropped: PathLike | None = None,
+    omics_missing_json: PathLike | None = None,
 ) -> pd.DataFrame:
     """Folds over the cases with every required modality: stratified here, or the user's CSVs.
 
@@ -79,7 +83,10 @@ def make_cohort_splits(
     least one of slides/omics; each training job then keeps the cases its model can use.
     ``cohort`` names the cohort in messages (default: the folder of ``out_tsv``). A held-out
     fold without an event (or without a comparable pair) is logged as a warning: its c-index
-    is undefined, and the tables show it as NaN.
+    is undefined, and the tables show it as NaN. The cases left out, with why, go to
+    ``out_dropped`` (TSV ``case_id``, ``reason``) and a one-line warning on the console;
+    ``omics_missing_json`` (omics_bags' counts) names the cases bags.omics_impute drop_case
+    removed.
     """
     from mmsurv.bags.data import make_folds, read_clinical, write_splits
 
@@ -98,6 +105,7 @@ def make_cohort_splits(
         else "no configured model uses pathology; cases without slides are kept",
     )
     have = set.intersection(*by_source.values())
+    sources = dict(by_source)
     if not complete_cases:
         features = [c for name, c in by_source.items() if name != "survival"]
         have = by_source["survival"] & set.union(*features)
@@ -113,6 +121,8 @@ def make_cohort_splits(
 
         splits = user_folds(user_split_csvs, n_folds=n_folds, modalities=by_source)
         unused = sorted(have - set(splits["case_id"]))
+        dropped = _lacking_cases(sources, have, omics_missing_json)  # in no split CSV
+        dropped.update({c: "in no split CSV" for c in unused})
         if unused:
             log.warning(
                 "%d case(s) with every required modality are in no split CSV and are not used: %s",
@@ -121,13 +131,7 @@ def make_cohort_splits(
             )
         log.info("folds from the user's split CSVs: %s", [str(p) for p in user_split_csvs])
     else:
-        anywhere = set.union(*by_source.values())
-        for name, cases in by_source.items():
-            lacking = sorted(anywhere - cases)
-            if lacking:
-                log.warning(
-                    "%d case(s) dropped for lacking %s: %s", len(lacking), name, lacking[:20]
-                )
+        dropped = _lacking_cases(sources, have, omics_missing_json)
         if len(have) < n_folds:
             raise ValueError(
                 f"cohort {cohort}: splits.n_folds={n_folds} but only {len(have)} case(s) have "
@@ -137,10 +141,49 @@ def make_cohort_splits(
         splits = make_folds(clinical.loc[sorted(have)], n_folds=n_folds, seed=seed)
     warn_undefined_folds(splits, clinical, cohort)
     write_splits(splits, out_tsv)
+    report_dropped(dropped, cohort, out_dropped)
     log.info(
         "%d cases in %d folds: %s", len(splits), n_folds, splits["fold"].value_counts().to_dict()
     )
     return splits
+
+
+def _lacking_cases(
+    by_source: dict[str, set[str]], have: set[str], omics_missing_json: PathLike | None
+) -> dict[str, str]:
+    """Each case some source has but the folds leave out -> the sources it lacks (logged)."""
+    impute_dropped: set[str] = set()
+    if omics_missing_json is not None:
+        doc = json.loads(Path(omics_missing_json).read_text())
+        impute_dropped = {str(c) for c in doc.get("dropped_cases", [])}
+    out: dict[str, str] = {}
+    for case in sorted(set.union(*by_source.values()) - have):
+        why = [f"no {name}" for name, cases in by_source.items() if case not in cases]
+        if case in impute_dropped:
+            why = [w if w != "no omics" else "omics values missing (drop_case)" for w in why]
+        out[case] = "; ".join(why)
+    for why, cases in pd.Series(out, dtype=str).groupby(lambda c: out[c]):
+        log.warning("%d case(s) dropped for %s: %s", len(cases), why, list(cases.index)[:20])
+    return out
+
+
+def report_dropped(dropped: dict[str, str], cohort: str, out_tsv: PathLike | None) -> None:
+    """Write the left-out cases (case_id, reason) and say so in one line on the console."""
+    table = pd.DataFrame({"case_id": list(dropped), "reason": list(dropped.values())})
+    if out_tsv is not None:
+        with atomic_path(out_tsv) as tmp:
+            table.to_csv(tmp, sep="\t", index=False)
+    if not dropped:
+        return
+    counts = ", ".join(f"{why}: {n}" for why, n in table["reason"].value_counts().items())
+    where = f"; listed in {out_tsv}" if out_tsv is not None else ""
+    # setup_logging sends stderr to the job log; the original stderr is Snakemake's console.
+    print(
+        f"mmsurv WARNING cohort {cohort}: {len(dropped)} case(s) left out of the folds "
+        f"({counts}){where}",
+        file=sys.__stderr__ or sys.stderr,
+        flush=True,
+    )
 
 
 def _has_comparable_pair(time: np.ndarray, event: np.ndarray) -> bool:

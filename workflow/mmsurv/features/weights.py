@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mmsurv.acquire.transfer import ChecksumError
+from mmsurv.acquire.retry import ChecksumError, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,9 @@ def expected_sha256(url: str, sha256: str | None) -> str:
     found = HASH_IN_NAME.search(Path(urlparse(url).path).name)
     if found is None:
         raise ValueError(
-            f"encoder weights {url}: no features.weights_sha256 configured and no hash in the "
-            "file name (torch.hub's <name>-<sha256 prefix>.pth); set features.weights_sha256"
+            f"encoder weights {redact_url(url)}: no features.weights_sha256 configured and no "
+            "hash in the file name (torch.hub's <name>-<sha256 prefix>.pth); set "
+            "features.weights_sha256"
         )
     return found.group(1)
 
@@ -64,7 +65,7 @@ def fetch_weights(
 
     dest = Path(dest)
     want = expected_sha256(url, sha256)
-    label = f"encoder weights {dest.name} ({url})"
+    label = f"encoder weights {dest.name} ({redact_url(url)})"
     if dest.exists():
         got = sha256_of(dest)
         if got.startswith(want):

@@ -28,12 +28,16 @@ def write_run_summary(
     splits: Sequence[PathLike],
     metrics_csv: PathLike | None = None,
     effective_config: Sequence[Sequence[str]] | None = None,
+    dropped: Sequence[PathLike] = (),
+    omics_missing: Sequence[PathLike] = (),
 ) -> None:
     """A one-page Markdown summary of the run's provenance, cohorts, tables and KM statistics.
 
     With ``metrics_csv`` (the metrics table's CSV) the pooled c-index and its bootstrap CI,
     the td-AUCs and the IBS are listed too. ``effective_config`` ([key, value, source] rows of
     :func:`mmsurv.config.effective_rows`) ends the page, so a run states every setting it used.
+    ``dropped`` (each cohort's dropped_cases.tsv) and ``omics_missing`` (omics_missing.json)
+    list the cases left out of the folds and the missing omics cells per case and column.
     """
     if any("path" in model_inputs(m) for m in config["training"]["models"]):
         weights = config["features"].get("weights") or "random-init"
@@ -62,6 +66,7 @@ def write_run_summary(
     for path in splits:
         table = pd.read_csv(path, sep="\t", dtype={"case_id": str})
         lines.append(f"| {Path(path).parent.name} | {len(table)} |")
+    lines += dropped_lines(dropped) + omics_missing_lines(omics_missing)
     lines += ["", "## c-index (mean ± std)", ""]
     table = pd.read_csv(cindex_csv)
     lines.append(table.to_markdown(index=False))
@@ -89,3 +94,52 @@ def write_run_summary(
         escaped = [(k, v.replace("|", "\\|"), src) for k, v, src in effective_config]
         lines += [f"| `{k}` | `{v}` | {src} |" for k, v, src in escaped]
     write_text_atomic(out_md, "\n".join(lines) + "\n")
+
+
+def dropped_lines(paths: Sequence[PathLike]) -> list[str]:
+    """Markdown section: per cohort and reason, how many cases the folds left out, and which."""
+    rows = []
+    for path in paths:
+        table = pd.read_csv(path, sep="\t", dtype={"case_id": str, "reason": str})
+        for reason, group in table.groupby("reason", sort=True):
+            ids = group["case_id"].tolist()
+            shown = ", ".join(ids[:20]) + (f", … (+{len(ids) - 20})" if len(ids) > 20 else "")
+            rows.append(f"| {Path(path).parent.name} | {reason} | {len(ids)} | {shown} |")
+    if not rows:
+        return ["", "## Cases left out of the folds", "", "None."]
+    head = ["| cohort | reason | cases | case ids |", "|---|---|---|---|"]
+    return ["", "## Cases left out of the folds", ""] + head + rows
+
+
+def omics_missing_lines(paths: Sequence[PathLike]) -> list[str]:
+    """Markdown section: missing omics cells per cohort, the policy, and the most-hit cases."""
+    rows = []
+    for path in paths:
+        doc = json.loads(Path(path).read_text())
+        if not doc.get("n_cells"):
+            continue
+        by_case = sorted(doc["by_case"].items(), key=lambda kv: (-kv[1], kv[0]))
+        by_col = sorted(doc["by_column"].items(), key=lambda kv: (-kv[1], kv[0]))
+        top_cases = ", ".join(f"{k} ({v})" for k, v in by_case[:10])
+        top_cols = ", ".join(f"{k} ({v})" for k, v in by_col[:10])
+        action = {"mean": "imputed (training-fold mean)", "drop_case": "cases dropped"}.get(
+            doc["policy"], doc["policy"]
+        )
+        rows.append(
+            f"| {Path(path).parent.name} | {doc['n_cells']} | {doc['n_cases']} | "
+            f"{doc['n_columns']} | {action} | {top_cases} | {top_cols} |"
+        )
+    title = ["", "## Missing omics values (`bags.omics_impute`)", ""]
+    if not rows:
+        return title + ["None."]
+    head = [
+        "| cohort | cells | cases | columns | action | most-hit cases (cells) "
+        "| most-hit columns (cells) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    return (
+        title
+        + head
+        + rows
+        + ["", "Every count per case and column: `{outdir}/{cohort}/omics_missing.json`."]
+    )

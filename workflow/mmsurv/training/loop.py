@@ -21,7 +21,9 @@ log = logging.getLogger("mmsurv.training.train")
 __all__ = [
     "EpochResult",
     "Fit",
+    "NonFiniteLossError",
     "StepConfig",
+    "check_finite_loss",
     "cindex",
     "evaluate_loss",
     "fit_epochs",
@@ -47,6 +49,7 @@ class StepConfig:
     l1_scaling: str = "per_step"  # per_step: l1 / grad_accum per case; per_case: l1 per case
     l1_scope: str = "all"  # all parameters, or omic: the genomics branch only
     partial_step: bool = True  # step on the leftover group at epoch end (else carry it, MCAT)
+    model_name: str = ""  # registry name, for messages (else looked up from the model's class)
 
 
 @dataclass(frozen=True)
@@ -134,12 +137,57 @@ def l1_parameters(model: torch.nn.Module, scope: str) -> list[torch.nn.Parameter
     return list(omic_parameters())
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A training loss that is NaN or infinite: the job stops instead of training on garbage."""
+
+
+def _model_label(model: torch.nn.Module, cfg: StepConfig) -> str:
+    """The model's registry name for messages (every name sharing its class, if not given)."""
+    if cfg.model_name:
+        return cfg.model_name
+    from mmsurv.models import list_models, model_class
+
+    names = [n for n in list_models() if model_class(n) is type(model)]
+    return " / ".join(names) if names else type(model).__name__
+
+
+def check_finite_loss(
+    loss: torch.Tensor,
+    model: torch.nn.Module,
+    cfg: StepConfig,
+    epoch: int,
+    case_id: str,
+    *,
+    grads: bool = False,
+) -> None:
+    """Fail at once, naming the epoch, case and model, when a training loss is not finite.
+
+    grads=True (after backward) checks the accumulated gradients too: a finite loss can still
+    give NaN gradients (a saturated output on an extreme input), which the next step would
+    write into every weight, so the case to blame is this one, not the next.
+    """
+    what = f"training loss is {float(loss.detach())}"
+    if bool(torch.isfinite(loss.detach()).all()):
+        if not grads:
+            return
+        g = [q.grad for q in model.parameters() if q.grad is not None]
+        if not g or bool(torch.isfinite(torch.nn.utils.get_total_norm(g)).all()):
+            return
+        what = f"gradient is not finite (loss {float(loss.detach()):.4g})"
+    raise NonFiniteLossError(
+        f"model {_model_label(model, cfg)}: {what} at epoch {epoch + 1}, case {case_id}; "
+        "check that case's omics and patch features for extreme values (the omics reader "
+        "refuses inf), or lower training.lr"
+    )
+
+
 def train_one_epoch(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     ds: SurvivalDataset,
     order: Sequence[int],
     cfg: StepConfig,
+    epoch: int = 0,
 ) -> EpochResult:
     """One pass over `order` at batch size 1, accumulating gradients over grad_accum cases.
 
@@ -147,7 +195,8 @@ def train_one_epoch(
     l1_scope parameters, divided by grad_accum too (per_step) or not (per_case, MCAT). The
     optimizer steps every grad_accum cases, and once more for a partial group at the end of the
     epoch; without partial_step (MCAT) the leftover gradients are neither stepped nor zeroed,
-    so they carry into the first step of the next epoch.
+    so they carry into the first step of the next epoch. A non-finite loss raises
+    NonFiniteLossError naming `epoch` (0-based here, 1-based in the message) and the case.
     """
     model.train()
     if cfg.partial_step:
@@ -168,6 +217,8 @@ def train_one_epoch(
             alpha=cfg.alpha_surv,
         )
         loss = loss_surv + res.aux_loss
+        case_id = str(item.get("case_id", i))
+        check_finite_loss(loss, model, cfg, epoch, case_id)
         if cfg.l1_reg > 0 and per_case:
             penalty = cfg.l1_reg * sum(q.abs().sum() for q in l1_params)
             (loss / cfg.grad_accum + penalty).backward()
@@ -176,6 +227,7 @@ def train_one_epoch(
             if cfg.l1_reg > 0:
                 loss = loss + cfg.l1_reg * sum(q.abs().sum() for q in l1_params)
             (loss / cfg.grad_accum).backward()
+        check_finite_loss(loss, model, cfg, epoch, case_id, grads=True)
         if step % cfg.grad_accum == 0:
             optimizer.step()
             optimizer.zero_grad()
@@ -234,7 +286,7 @@ def fit_epochs(
     for epoch in range(epochs):
         t0 = time.perf_counter()
         order = list(sampler) if sampler is not None else torch.randperm(len(ds_train)).tolist()
-        ep = train_one_epoch(model, optimizer, ds_train, order, cfg)
+        ep = train_one_epoch(model, optimizer, ds_train, order, cfg, epoch=epoch)
         idx = np.array(sorted(ep.risk))
         train_ci = cindex(
             ds_train.events[idx], ds_train.times[idx], np.array([ep.risk[k] for k in idx])

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from mmsurv.bags.data import BagStore, bag_attrs, make_folds, read_splits
-from mmsurv.bags.omics import Standardizer, read_families_json
+from mmsurv.bags.omics import Standardizer, missing_counts, read_families_json
 from mmsurv.models import create_model, model_class
 from mmsurv.training.dataset import SurvivalDataset, discretize, time_bin_edges
 
@@ -202,6 +202,18 @@ def select_cases(job: FoldJob, clinical: pd.DataFrame) -> FoldCases:
     return FoldCases(train_ids=train_ids, test_ids=test_ids, n_val=n_val, excluded=excluded)
 
 
+def _log_imputed(frame: pd.DataFrame, omics_parquet: str) -> None:
+    """Log the job's missing omics cells, per case and per column (bags.omics_impute mean)."""
+    by_case, by_col = missing_counts(frame)
+    if by_case:
+        log.warning(
+            "%s: %d missing omics value(s) imputed with the training-fold mean "
+            "(bags.omics_impute mean); per case %s; per column %s",
+            omics_parquet, sum(by_case.values()), dict(list(by_case.items())[:20]),
+            dict(list(by_col.items())[:20]),
+        )  # fmt: skip
+
+
 def _load_omics(
     omics_parquet: str,
     families: dict[str, list[str]],
@@ -222,6 +234,7 @@ def _load_omics(
     missing_cols = [c for c in columns if c not in table.columns]
     if missing_cols:
         raise ValueError(f"{omics_parquet}: family columns missing: {missing_cols[:20]}")
+    _log_imputed(table.loc[case_ids, columns], omics_parquet)
     scaler = Standardizer().fit(table.loc[train_ids, columns])
     z = scaler.transform(table.loc[case_ids, columns])
     if unique:
