@@ -18,4 +18,5 @@ make_cohort_splits(
     require_slides=snakemake.params.require_slides,
     user_split_csvs=list(snakemake.input.user_splits) or None,
     complete_cases=snakemake.params.complete_cases,
+    site_preserved=snakemake.params.site_preserved,
 )

@@ -546,7 +546,8 @@ def test_wide_table_converts_without_fragmentation_warnings(tmp_path, signatures
             omics_out=tmp_path / "o.tsv",
             signatures_csv=signatures,
         )
-    assert res.table.clinical.shape[1] == 2 + 5 + 500  # survival_months, event, MCAT's, ours
+    # survival_months, event, MCAT's 5, sex (from is_female), ours
+    assert res.table.clinical.shape[1] == 2 + 5 + 1 + 500
     assert res.table.omics.shape[1] == len(GENES) * 2 + 1 + 400
 
 

@@ -246,3 +246,22 @@ def test_a_bad_mpp_names_the_sheet_file_and_the_slide() -> None:
     msg = sheet_error_message(err, sheet, "my/slides.tsv", "samples.schema.yaml")
     assert msg is not None
     assert msg.startswith("slide sheet my/slides.tsv: slide s3 (cohort B), column `mpp`: -0.5 ")
+
+
+def test_tcga_cohorts_get_their_pancancer_study_unless_the_user_names_one() -> None:
+    from mmsurv.config import derive_defaults
+
+    user = {"acquisition": {"omics": {"studies": {"TCGA-BLCA": "my_blca_study"}}}}
+    config = {
+        "data_source": "tcga",
+        "cohorts": ["TCGA-BLCA", "TCGA-READ", "MY-COHORT"],
+        "acquisition": {"omics": {"studies": {"TCGA-BLCA": "my_blca_study"}}},
+    }
+    derived = derive_defaults(config, user)
+    assert config["acquisition"]["omics"]["studies"] == {
+        "TCGA-BLCA": "my_blca_study",  # the user's own
+        "TCGA-READ": "coadread_tcga_pan_can_atlas_2018",  # COAD and READ share one study
+    }  # MY-COHORT is no TCGA project: the parse-time check names it
+    assert list(derived) == ["acquisition.omics.studies.TCGA-READ"]
+    local = {"data_source": "local", "cohorts": ["TCGA-BLCA"]}
+    assert derive_defaults(local, {}) == {} and "acquisition" not in local

@@ -65,7 +65,9 @@ def test_committed_sheet_regenerates_identically(tmp_path):
 def test_censoring_and_risk_signal(tables, cohort):
     t = tables[cohort]
     clinical, truth, omics = t["clinical"], t["truth"], t["omics"]
-    assert list(clinical.columns) == ["case_id", "survival_months", "event"]
+    # age and sex for cox_clinical: plausible, seeded, carrying no planted signal
+    assert list(clinical.columns) == ["case_id", "survival_months", "event", "age", "sex"]
+    assert clinical.age.between(30, 90).all() and set(clinical.sex) == {"female", "male"}
     assert set(clinical.event) <= {0, 1}
     assert 0.4 <= 1 - clinical.event.mean() <= 0.6
     assert clinical.survival_months.between(1.0, 150.0).all()

@@ -165,8 +165,11 @@ def test_registry_catalog_and_config_schema_agree() -> None:
     schema_path = Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
     schema = yaml.safe_load(schema_path.read_text())
     enum = schema["properties"]["training"]["properties"]["models"]["items"]["enum"]
-    assert sorted(enum) == list_models() == sorted(MODEL_INPUTS)
-    for name in list_models():
+    from mmsurv.models import list_floors
+
+    # deep models and linear floors together (the floors are not torch modules)
+    assert sorted(enum) == sorted(list_models() + list_floors()) == sorted(MODEL_INPUTS)
+    for name in list_models() + list_floors():
         assert model_modalities(name) == MODEL_INPUTS[name]
 
 

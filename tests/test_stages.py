@@ -186,6 +186,10 @@ def test_cindex_tables_and_run_summary_from_predictions(tmp_path: Path) -> None:
     text = out.read_text()
     assert "**random-init**" in text and "| DEMO-X | 2 |" in text and "p_maxstat_lau92" in text
     assert "folds: 3 stratified (seed 1)" in text
+    # each splits file's SHA-256, so a run's folds can be cited and checked
+    import hashlib
+
+    assert f"`{hashlib.sha256(Path(splits).read_bytes()).hexdigest()}`" in text
     # a genomics-only run with the user's folds says so instead of naming an unused encoder
     config["training"]["models"] = ["snn", "snn_trans"]
     config["splits"]["source"] = "user"

@@ -305,10 +305,39 @@ def test_dry_run_plans_the_acquisition_and_the_paper_run(tmp_path: Path) -> None
 
 def test_cohort_without_a_study_stops_the_parse(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path)
-    cfg = {"cohorts": ["TCGA-BLCA", "TCGA-KIRC"], "omics": "results-tcga/omics.tsv"}
+    # a TCGA project gets its study derived; a cohort of another name must be given one
+    cfg = {"cohorts": ["TCGA-KIRC", "MY-COHORT"], "omics": "results-tcga/omics.tsv"}
     (repo / "bad.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(repo, "-n", "--configfile", "config/tcga.yaml", "bad.yaml")
     assert proc.returncode != 0
     err = proc.stdout + proc.stderr
-    assert "acquisition.omics.studies has no cBioPortal study for cohort(s) ['TCGA-KIRC']" in err
+    assert "acquisition.omics.studies has no cBioPortal study for cohort(s) ['MY-COHORT']" in err
     assert "config key `omics` ('results-tcga/omics.tsv') must contain {cohort}" in err
+
+
+def test_pan_cancer_config_plans_every_project_from_project_ids_alone(tmp_path: Path) -> None:
+    """config/tcga_pancancer.yaml on a 33-project sheet: studies derived, one job set per cohort."""
+    from mmsurv.tcga_projects import NO_DIAGNOSTIC_SLIDES, TCGA_PROJECTS
+
+    repo = copy_repo(tmp_path)
+    cases = {p: [f"TCGA-{i:02d}-{p[5:]:0>4}"[:12] for i in (1, 2)] for p in TCGA_PROJECTS}
+    write_sheet(repo / "resources/tcga/slides_pancancer.tsv", cases)
+    configs = ("--configfile", "config/tcga.yaml", "config/tcga_pancancer.yaml")
+    proc = snakemake(repo, "-n", *configs, "--quiet", "rules")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = _job_counts(proc.stdout + proc.stderr)
+    pancancer = yaml.safe_load((repo / "config/tcga_pancancer.yaml").read_text())
+    cohorts = pancancer["cohorts"]
+    assert sorted(cohorts) == sorted(set(TCGA_PROJECTS) - NO_DIAGNOSTIC_SLIDES)  # 32
+    assert counts["tcga_cohort_tables"] == counts["splits"] == len(cohorts)
+    # one archive per study: COAD and READ share cBioPortal's coadread study
+    assert counts["download_cbioportal_study"] == len(cohorts) - 1
+    assert counts["download_tcga_cdr"] == 1
+    assert counts["download_slide"] == 2 * len(cohorts)  # LAML's sheet rows are not planned
+    models = yaml.safe_load((repo / "config/tcga.yaml").read_text())["training"]["models"]
+    assert counts["train"] == len(cohorts) * len(models) * 5
+    log = proc.stdout + proc.stderr
+    assert (
+        "acquisition.omics.studies.TCGA-READ" in log and "coadread_tcga_pan_can_atlas_2018" in log
+    )
+    assert "derived: the PanCancer Atlas study of GDC project TCGA-READ" in log

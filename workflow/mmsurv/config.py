@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 DEMO_CONFIG = "config/config.yaml"
@@ -98,7 +98,9 @@ def derive_defaults(config: dict[str, Any], user: Mapping[str, Any]) -> dict[str
     """Fill keys that follow from others (a BYO run needs no paths); return them with why.
 
     Bring-your-own tables (`byo.tables`) imply `data_source: local`, the converted tables'
-    paths under `{outdir}/byo/`, and with `byo.splits_dir` the user's folds. A `km_model`
+    paths under `{outdir}/byo/`, and with `byo.splits_dir` the user's folds. With
+    `data_source: tcga`, each TCGA cohort without `acquisition.omics.studies` gets its cBioPortal
+    PanCancer Atlas study (`tcga_projects`). A `km_model`
     left at its default but not trained becomes the first trained model. Keys the user set
     are never touched.
     """
@@ -120,11 +122,29 @@ def derive_defaults(config: dict[str, Any], user: Mapping[str, Any]) -> dict[str
         put("omics", f"{out}/byo/{{cohort}}/omics.tsv", "byo.tables given")
         if byo.get("splits_dir"):
             put("splits.source", "user", "byo.splits_dir given")
+    if config.get("data_source") == "tcga":
+        _derive_studies(config, put)
     models = list((config.get("training") or {}).get("models") or [])
     km = (config.get("evaluation") or {}).get("km_model")
     if models and km is not None and km not in models:
         put("evaluation.km_model", models[0], f"the default {km!r} is not trained")
     return derived
+
+
+def _derive_studies(config: dict[str, Any], put: Callable[[str, Any, str], None]) -> None:
+    """Each TCGA cohort without a cBioPortal study gets its PanCancer Atlas study."""
+    from mmsurv.tcga_projects import pancan_study
+
+    omics = (config.get("acquisition") or {}).get("omics") or {}
+    studies = omics.get("studies") or {}
+    for cohort in config.get("cohorts") or []:
+        study = pancan_study(cohort)
+        if cohort not in studies and study is not None:
+            put(
+                f"acquisition.omics.studies.{cohort}",
+                study,
+                f"the PanCancer Atlas study of GDC project {cohort}",
+            )
 
 
 def check_inputs_named(config: Mapping[str, Any]) -> None:

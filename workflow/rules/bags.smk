@@ -67,5 +67,6 @@ rule splits:
         slide_cases=lambda wc: sorted({c for c, _ in get_cohort_slide_table(wc)}),
         require_slides=bool(PATH_MODELS),
         complete_cases=not KEEP_UNIMODAL,
+        site_preserved=config["splits"]["source"] == "site",
     script:
         "../../scripts/splits.py"

@@ -275,6 +275,11 @@ def get_final_outputs():
         ],
         f"{OUT}/tables/metrics.csv",
         f"{OUT}/tables/metrics.md",
+        *(
+            [f"{OUT}/tables/paired.csv", f"{OUT}/tables/paired.md"]
+            if len(MODELS) > 1
+            else []
+        ),
         f"{OUT}/run_summary.md",
         *[f"{OUT}/figures/km_{c}.png" for c in COHORTS],
         *(acquisition_tables() if config["data_source"] == "tcga" else []),

@@ -159,6 +159,35 @@ rule metrics_table:
         "../../scripts/metrics_table.py"
 
 
+rule paired_table:
+    """Each model against the KM model: paired test over fold runs, paired bootstrap over cases."""
+    input:
+        folds=f"{OUT}/tables/cindex_folds.tsv",
+        predictions=get_all_predictions(),
+    output:
+        csv=report(
+            f"{OUT}/tables/paired.csv",
+            caption="../report/paired.rst",
+            category="Tables",
+            subcategory="Paired comparison",
+        ),
+        md=f"{OUT}/tables/paired.md",
+    log:
+        f"{OUT}/logs/evaluate/paired_table.log",
+    conda:
+        "../../envs/mmsurv.yaml"
+    resources:
+        mem_mb=res("evaluate", "mem_mb"),
+        runtime=res("evaluate", "runtime"),
+    params:
+        reference=config["evaluation"]["km_model"],
+        n_bootstrap=config["evaluation"]["n_bootstrap"],
+        seed=config["evaluation"]["seed"],
+        ci_level=config["evaluation"]["ci_level"],
+    script:
+        "../../scripts/paired_table.py"
+
+
 rule km_figure:
     """Kaplan-Meier curves of low vs high pooled out-of-fold risk at the maxstat cutpoint."""
     input:

@@ -1,4 +1,6 @@
 # One job per cancer x model x fold, so a cluster trains every fold of every model in parallel.
+# The linear floors (scikit-survival Cox models) run on CPU: their jobs ask for no GPU.
+from mmsurv.model_catalog import LINEAR_FLOORS
 
 
 rule train:
@@ -20,7 +22,7 @@ rule train:
     resources:
         mem_mb=res("train", "mem_mb"),
         runtime=res("train", "runtime"),
-        gpu=res("train", "gpu"),
+        gpu=lambda wc: 0 if wc.model in LINEAR_FLOORS else res("train", "gpu"),
     params:
         training=config["training"],
         missing_modality="exclude" if KEEP_UNIMODAL else "error",

@@ -12,6 +12,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
+from mmsurv.acquire.clinical import clinical_covariates
 from mmsurv.genes import load_gene_families, split_column
 from mmsurv.io import atomic_path
 
@@ -59,7 +60,7 @@ class MCATTable(NamedTuple):
     """An MCAT-style table split into slides, per-case clinical labels and per-case omics."""
 
     slides: pd.DataFrame  # columns case_id, slide_id (file stem), one row per slide
-    clinical: pd.DataFrame  # index case_id; survival_months, event (bool), clinical columns
+    clinical: pd.DataFrame  # index case_id; survival_months, event, age/sex/site/stage, others
     omics: pd.DataFrame  # index case_id; <GENE>_<modality> float columns
 
 
@@ -215,7 +216,8 @@ def read_mcat_table(
 
     Gene columns end in _rnaseq/_cnv/_mut. Columns without a suffix that look like genes
     (`unsuffixed_gene_columns`, with `known_genes` from the gene families) are handled as
-    `unsuffixed` says, so none becomes a clinical column unnoticed.
+    `unsuffixed` says, so none becomes a clinical column unnoticed. Clinical columns are kept;
+    age, sex (`is_female` 1 → female), site and stage get their names (`acquire.clinical`).
     """
     p = _require_file(path, "MCAT-style table")
     table = _apply_unsuffixed(_read_ids(p), p, unsuffixed, known_genes, cohort)
@@ -255,7 +257,10 @@ def read_mcat_table(
             )
     first = table.drop_duplicates("case_id", keep="first").set_index("case_id").sort_index()
     event = (first["censorship"] == 0).rename("event")  # MCAT: censorship = 1 − event
-    clinical = pd.concat([first[["survival_months"]], event, first[clinical_cols]], axis=1)
+    # age, sex (from is_female), site and stage as named columns, then the table's others
+    cov = clinical_covariates(first[clinical_cols], first.index.to_series(), source=str(p))
+    rest = [c for c in clinical_cols if c not in cov.columns]
+    clinical = pd.concat([first[["survival_months"]], event, cov, first[rest]], axis=1)
     omics = first[gene_cols].astype(np.float64)
 
     slides = _slides(table, p)

@@ -1,4 +1,8 @@
-"""Overall survival per TCGA case from TCGA-CDR or cBioPortal, unusable cases listed with why."""
+"""Overall survival per TCGA case from TCGA-CDR or cBioPortal, unusable cases listed with why.
+
+The survival table also keeps the clinical covariates the source has (age, sex, site, stage;
+see `acquire.clinical`), so clinical.tsv carries them for the clinical floor and later models.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from mmsurv.acquire.clinical import clinical_covariates
 from mmsurv.acquire.tcga_io import (
     MISSING_MARKERS,
     TCGAFormatError,
@@ -28,14 +33,21 @@ DAYS_PER_MONTH = 30.44
 class SurvivalTable(NamedTuple):
     """Survival labels per case, and the cases left out with the reason."""
 
-    table: pd.DataFrame  # index case_id; survival_months float, event bool
+    table: pd.DataFrame  # index case_id; survival_months float, event bool, covariates
     excluded: pd.DataFrame  # columns case_id, reason
 
 
 def _finish_survival(
-    cases: pd.Series, months: pd.Series, event: pd.Series, path: PathLike
+    cases: pd.Series,
+    months: pd.Series,
+    event: pd.Series,
+    path: PathLike,
+    covariates: pd.DataFrame | None = None,
 ) -> SurvivalTable:
-    """Drop cases without a usable time or status, listing each with its reason."""
+    """Drop cases without a usable time or status, listing each with its reason.
+
+    `covariates` (rows aligned with `cases`) are kept as further columns of the table.
+    """
     cases = cases.astype(str).str.strip()
     dup = sorted(set(cases[cases.duplicated()]))
     if dup:
@@ -57,6 +69,8 @@ def _finish_survival(
     table = pd.DataFrame(
         {"survival_months": months[~bad].astype(float), "event": event[~bad].astype(bool)}
     )
+    if covariates is not None:
+        table = pd.concat([table, covariates.loc[~bad]], axis=1)
     table.index = pd.Index(cases[~bad], name="case_id")
     return SurvivalTable(table.sort_index(), excluded)
 
@@ -75,6 +89,8 @@ def read_tcga_cdr(path: PathLike, *, cancer_type: str | None = None) -> Survival
     Reads `TCGA-CDR-SupplementalTableS1` as .xlsx (sheet `TCGA-CDR`, needs openpyxl) or as a
     tab/comma-separated export; uses `bcr_patient_barcode`, `type`, `OS` (1 = death) and `OS.time`
     (days → months by `DAYS_PER_MONTH` = 30.44). `cancer_type` keeps one cancer ('BLCA').
+    age_at_initial_pathologic_diagnosis, gender and ajcc_pathologic_tumor_stage are kept as
+    age, sex and stage; site comes from the barcode.
     """
     p = require_file(path)
     if p.suffix.lower() == ".xlsx":
@@ -101,7 +117,9 @@ def read_tcga_cdr(path: PathLike, *, cancer_type: str | None = None) -> Survival
     os_flag = pd.to_numeric(table["OS"], errors="coerce")
     event = os_flag.map({0.0: False, 1.0: True})
     days = pd.to_numeric(table["OS.time"], errors="coerce")
-    return _finish_survival(table["bcr_patient_barcode"], days / DAYS_PER_MONTH, event, p)
+    cases = table["bcr_patient_barcode"].astype(str).str.strip()
+    covariates = clinical_covariates(table, cases, source=str(p))
+    return _finish_survival(cases, days / DAYS_PER_MONTH, event, p, covariates)
 
 
 def parse_os_status(value: object) -> bool | None:
@@ -119,10 +137,14 @@ def read_cbioportal_survival(path: PathLike) -> SurvivalTable:
     """Overall survival from cBioPortal's `data_clinical_patient.txt`.
 
     Uses PATIENT_ID, OS_STATUS and OS_MONTHS (already months); the four '#' lines are skipped.
+    AGE, SEX and AJCC_PATHOLOGIC_TUMOR_STAGE are kept as age, sex and stage; site comes from
+    the barcode.
     """
     p = require_file(path)
     table = read_tsv(p, dtype={"PATIENT_ID": str, "OS_STATUS": str})
     need_columns(table, ["PATIENT_ID", "OS_STATUS", "OS_MONTHS"], p)
     months = pd.to_numeric(table["OS_MONTHS"], errors="coerce")
     event = table["OS_STATUS"].map(parse_os_status)
-    return _finish_survival(table["PATIENT_ID"], months, event, p)
+    cases = table["PATIENT_ID"].astype(str).str.strip()
+    covariates = clinical_covariates(table, cases, source=str(p))
+    return _finish_survival(cases, months, event, p, covariates)

@@ -73,6 +73,7 @@ def make_cohort_splits(
     cohort: str | None = None,
     out_dropped: PathLike | None = None,
     omics_missing_json: PathLike | None = None,
+    site_preserved: bool = False,
 ) -> pd.DataFrame:
     """Folds over the cases with every required modality: stratified here, or the user's CSVs.
 
@@ -86,7 +87,8 @@ def make_cohort_splits(
     is undefined, and the tables show it as NaN. The cases left out, with why, go to
     ``out_dropped`` (TSV ``case_id``, ``reason``) and a one-line warning on the console;
     ``omics_missing_json`` (omics_bags' counts) names the cases bags.omics_impute drop_case
-    removed.
+    removed. ``site_preserved`` (splits.source site) keeps each tissue source site inside one
+    held-out fold (`bags.sites`), falling back to case-level folds with a warning where it cannot.
     """
     from mmsurv.bags.data import make_folds, read_clinical, write_splits
 
@@ -138,7 +140,10 @@ def make_cohort_splits(
                 f"{', '.join(by_source)} ({clinical_tsv}); each held-out fold needs at least one "
                 f"case: lower splits.n_folds to at most {len(have)} or add cases"
             )
-        splits = make_folds(clinical.loc[sorted(have)], n_folds=n_folds, seed=seed)
+        kept = clinical.loc[sorted(have)]
+        splits = _site_folds(kept, clinical_tsv, n_folds, seed) if site_preserved else None
+        if splits is None:
+            splits = make_folds(kept, n_folds=n_folds, seed=seed)
     warn_undefined_folds(splits, clinical, cohort)
     write_splits(splits, out_tsv)
     report_dropped(dropped, cohort, out_dropped)
@@ -146,6 +151,15 @@ def make_cohort_splits(
         "%d cases in %d folds: %s", len(splits), n_folds, splits["fold"].value_counts().to_dict()
     )
     return splits
+
+
+def _site_folds(
+    clinical: pd.DataFrame, clinical_tsv: PathLike, n_folds: int, seed: int
+) -> pd.DataFrame | None:
+    """Site-preserved folds, or None (warned) when a site is too big or sites are too few."""
+    from mmsurv.bags.sites import case_sites, make_site_folds
+
+    return make_site_folds(clinical, case_sites(clinical, clinical_tsv), n_folds=n_folds, seed=seed)
 
 
 def _lacking_cases(

@@ -46,7 +46,9 @@ BETA, WEIBULL_SHAPE, BASE_SCALE_MONTHS, MAX_FOLLOW_UP = 1.0, 1.5, 50.0, 150.0
 TARGET_CENSORED = 0.5
 
 # RNG stream ids (so that each part can be regenerated independently of the others)
-_SHEET, _CLINICAL, _OMICS, _SLIDE_PLAN, _SLIDE = 0, 1, 2, 3, 4
+_SHEET, _CLINICAL, _OMICS, _SLIDE_PLAN, _SLIDE, _COVARIATES = 0, 1, 2, 3, 4, 5
+#: Clinical covariates (no signal: cox_clinical's floor should sit near c = 0.5 on the demo).
+AGE_MEAN, AGE_SD, AGE_RANGE, FRACTION_FEMALE = 65.0, 10.0, (30, 90), 0.4
 
 
 def _stable_hash(text: str) -> int:
@@ -126,6 +128,13 @@ def _survival(rng: np.random.Generator, risk: np.ndarray) -> tuple[np.ndarray, n
     event = (times <= cens).astype(np.int64)
     months = np.round(np.minimum(times, cens), 2)
     return months, event
+
+
+def _covariates(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Plausible age (years) and sex per case, independent of the risk (their own stream)."""
+    age = np.clip(np.rint(rng.normal(AGE_MEAN, AGE_SD, n)), *AGE_RANGE).astype(int)
+    sex = np.where(rng.uniform(size=n) < FRACTION_FEMALE, "female", "male")
+    return pd.DataFrame({"age": age, "sex": sex})
 
 
 def _pick_genes(
@@ -322,6 +331,8 @@ def make_cohort(
     risk = rng.standard_normal(len(cases))
     months, event = _survival(rng, risk)
     clinical = pd.DataFrame({"case_id": cases, "survival_months": months, "event": event})
+    covariates = _covariates(_rng(seed, cohort, _COVARIATES), len(cases))
+    clinical = pd.concat([clinical, covariates], axis=1)
     truth = pd.DataFrame({"case_id": cases, "hidden_risk": np.round(risk, 6)})
 
     orng = _rng(seed, cohort, _OMICS)

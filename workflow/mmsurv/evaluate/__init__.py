@@ -1,5 +1,6 @@
 """Evaluation stage (rules/evaluate.smk): c-index tables, paper tables, metrics and KM figures."""
 
+from mmsurv.evaluate.paired import write_paired_outputs
 from mmsurv.evaluate.stage import (
     km_figure_from_predictions,
     write_cindex_outputs,
@@ -11,5 +12,6 @@ __all__ = [
     "km_figure_from_predictions",
     "write_cindex_outputs",
     "write_metrics_outputs",
+    "write_paired_outputs",
     "write_paper_tables",
 ]

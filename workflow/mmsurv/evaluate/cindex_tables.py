@@ -18,6 +18,7 @@ from mmsurv.evaluate.stats import (
     concordance_index,
 )
 from mmsurv.io import write_text_atomic
+from mmsurv.model_catalog import LINEAR_FLOORS
 
 log = logging.getLogger(__name__)
 
@@ -398,13 +399,19 @@ def provenance_rst(frame: pd.DataFrame) -> str:
 
 
 def _markdown(wide: pd.DataFrame, notes: Sequence[str]) -> str:
-    """Render the wide table as a GitHub-flavoured Markdown table followed by note lines."""
+    """Render the wide table as a GitHub-flavoured Markdown table followed by note lines.
+
+    Linear floor rows (model_catalog.LINEAR_FLOORS, last) sit under a "Linear floor" row.
+    """
     header = ["Model", *map(str, wide.columns)]
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + [":---:"] * len(wide.columns)) + "|",
     ]
+    first_floor = next((m for m in wide.index if m in LINEAR_FLOORS), None)
     for model, row in wide.iterrows():
+        if model == first_floor:
+            lines.append("| " + " | ".join(["*Linear floor*"] + [""] * len(wide.columns)) + " |")
         lines.append("| " + " | ".join([str(model), *map(str, row.tolist())]) + " |")
     if notes:
         lines.append("")
@@ -429,8 +436,12 @@ def write_cindex_tables(
     CSV columns: cohort, model, mean, std, n_folds, ddof. The Markdown ends with ``notes`` plus
     the notes :func:`derive_notes` adds from the data (random-init encoders are always stated),
     read from ``per_fold``'s provenance columns and, when given, from ``predictions``.
-    Returns the long-form summary. Both files are written atomically.
+    Returns the long-form summary. Both files are written atomically. Linear floors are listed
+    after the other models, under a "Linear floor" row.
     """
+    model_order = [m for m in model_order if m not in LINEAR_FLOORS] + [
+        m for m in model_order if m in LINEAR_FLOORS
+    ]
     summary = summarize_cindex(
         per_fold, ddof=ddof, model_order=model_order, cohort_order=cohort_order, decimals=decimals
     )

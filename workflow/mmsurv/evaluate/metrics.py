@@ -22,15 +22,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sksurv.exceptions import NoComparablePairException
 from sksurv.metrics import (
-    concordance_index_censored,
     cumulative_dynamic_auc,
     integrated_brier_score,
 )
 from sksurv.util import Surv
 
-from mmsurv.evaluate.stats import SurvivalInputError, _as_bool, _as_finite_float, concordance_index
+from mmsurv.evaluate.stats import (
+    SurvivalInputError,
+    _as_bool,
+    _as_finite_float,
+    bootstrap_cindex_replicates,
+    concordance_index,
+)
 
 __all__ = [
     "BootstrapCI",
@@ -301,26 +305,14 @@ def bootstrap_cindex(
     (``n_valid``); the interval is NaN when none is left.
     """
     estimate = concordance_index(time, event, risk)  # validates; raises when undefined
-    if not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 1:
-        raise SurvivalInputError(f"n_bootstrap must be a positive integer, got {n_bootstrap!r}")
     if not 0 < level < 1:
         raise SurvivalInputError(f"level must be in (0, 1), got {level!r}")
     t = np.asarray(time, dtype=np.float64)
     e = _as_bool(event, "event")
     r = np.asarray(risk, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(int(n_bootstrap)):
-        idx = rng.integers(0, len(t), size=len(t))
-        if not e[idx].any():
-            continue
-        try:
-            with np.errstate(invalid="ignore", divide="ignore"):  # 0/0: no comparable pair
-                value = concordance_index_censored(e[idx], t[idx], r[idx])[0]
-        except NoComparablePairException:
-            continue
-        if np.isfinite(value):
-            values.append(value)
+    values = bootstrap_cindex_replicates(
+        t, e, [r], lambda cs: cs[0], n_bootstrap=n_bootstrap, seed=seed
+    )
     alpha = (1 - level) / 2
     low, high = (
         (float(v) for v in np.quantile(values, [alpha, 1 - alpha]))

@@ -21,10 +21,12 @@ from mmsurv.evaluate.cindex_tables import (
     undefined_cells,
 )
 from mmsurv.io import write_text_atomic
-from mmsurv.model_catalog import model_inputs
+from mmsurv.model_catalog import LINEAR_FLOORS, model_inputs
 
 __all__ = [
+    "BELOW_FLOOR_MARK",
     "DISPLAY_NAMES",
+    "FLOOR_HEADING",
     "PAPER_TABLES",
     "PaperTable",
     "paper_table",
@@ -48,7 +50,12 @@ DISPLAY_NAMES: dict[str, str] = {
     "ours_wo_simme": "w/o SimMe",
     "ours_wo_bdca": "w/o BDCA",
     "ours_wo_ot": "w/o OT",
+    "coxnet_omic": "Coxnet (genes)",
+    "coxnet_path": "Coxnet (mean patch)",
+    "cox_clinical": "Cox (clinical)",
 }
+FLOOR_HEADING = "Linear floor"
+BELOW_FLOOR_MARK = "‡"  # a comparison model's cell that does not beat its linear floor
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class PaperTable:
     models: tuple[str, ...]
     modality_columns: bool
     display: Mapping[str, str] = field(default_factory=dict)
+    floors: tuple[str, ...] = ()  # linear floors, shown after the models under FLOOR_HEADING
 
     def name(self, model: str) -> str:
         """Display name of ``model`` in this table (the paper's spelling)."""
@@ -83,6 +91,7 @@ PAPER_TABLES: dict[str, PaperTable] = {
             "ours",
         ),
         modality_columns=True,
+        floors=LINEAR_FLOORS,
     ),
     "table2": PaperTable(
         key="table2",
@@ -109,7 +118,10 @@ LONG_COLUMNS = [
     "paper_mean",
     "paper_std",
     "delta",
+    "group",
+    "below_floor",
 ]
+GROUPS = ("comparison", "linear floor")
 
 
 def read_published(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -146,7 +158,8 @@ def paper_table(
     ``published_map`` (our cohort -> published column, e.g. TCGA-BLCA -> BLCA) the paper's
     mean/std and delta = ours - paper are filled where the paper has the model and cohort.
     """
-    models = [m for m in spec.models if m in set(configured_models)]
+    floors = [m for m in spec.floors if m in set(configured_models)]
+    models = [m for m in spec.models if m in set(configured_models)] + floors
     if published_map:
         unknown = sorted(set(published_map) - set(cohort_order))
         if unknown:
@@ -178,7 +191,50 @@ def paper_table(
         summary["paper_mean"] = np.nan
         summary["paper_std"] = np.nan
     summary["delta"] = summary["mean"] - summary["paper_mean"]
+    summary["group"] = np.where(summary["model"].isin(floors), GROUPS[1], GROUPS[0])
+    summary["below_floor"] = _below_floor(summary, decimals)
     return summary[LONG_COLUMNS].reset_index(drop=True)
+
+
+def _own_floors(model: str, floors: Collection[str]) -> list[str]:
+    """The floors that read only inputs `model` reads too (coxnet_omic for a genomics model)."""
+    mine = model_inputs(model)
+    return [f for f in floors if model_inputs(f) <= mine]
+
+
+def _below_floor(summary: pd.DataFrame, decimals: int) -> pd.Series:
+    """True where a comparison model's displayed mean is at or below its best own floor's."""
+    shown = summary["mean"].round(decimals)
+    floor_rows = summary[summary["group"] == GROUPS[1]]
+    best = dict(zip(zip(floor_rows["model"], floor_rows["cohort"], strict=True),
+                    shown[floor_rows.index], strict=True))  # fmt: skip
+    out = pd.Series(False, index=summary.index)
+    floors = list(floor_rows["model"].unique())
+    for i, row in summary[summary["group"] == GROUPS[0]].iterrows():
+        own = [best[(f, row["cohort"])] for f in _own_floors(row["model"], floors)
+               if (f, row["cohort"]) in best and np.isfinite(best[(f, row["cohort"])])]  # fmt: skip
+        out[i] = bool(own) and np.isfinite(shown[i]) and shown[i] <= max(own)
+    return out
+
+
+def floor_note(long: pd.DataFrame, spec: PaperTable) -> list[str]:
+    """Notes on the linear floor rows and the comparison cells that do not beat their floor."""
+    if not (long["group"] == GROUPS[1]).any():
+        return []
+    notes = [
+        f"{FLOOR_HEADING}: scikit-survival Cox models on the training folds only (Coxnet: "
+        "elastic net, alpha by an inner CV; Cox (clinical): ridge) — a deep model should beat "
+        "the floor on its own inputs"
+    ]
+    low = long[long["below_floor"].astype(bool)]
+    if len(low):
+        cells = ", ".join(f"{spec.name(m)} ({c})" for m, c in zip(low["model"], low["cohort"],
+                                                                   strict=True))  # fmt: skip
+        notes.append(
+            f"{BELOW_FLOOR_MARK} not above its linear floor (the best Coxnet on the model's own "
+            f"inputs, means as shown): {cells}"
+        )
+    return notes
 
 
 def _has_published(long: pd.DataFrame) -> bool:
@@ -207,13 +263,17 @@ def _grid(
     cohorts: Sequence[str],
     decimals: int,
     flagged: Collection[tuple[str, str]] = (),
-) -> tuple[list[str], list[list[tuple[str, int]]]]:
-    """Model display names and, per row, (text, rank) cells in column order, renderer-neutral.
+) -> tuple[list[str], list[list[tuple[str, int]]], int]:
+    """Model display names, per row (text, rank) cells in column order, and the first floor row.
 
-    Our cells of the (model, cohort) pairs in ``flagged`` end in † (a fold's c-index undefined).
+    Our cells of the (model, cohort) pairs in ``flagged`` end in † (a fold's c-index undefined),
+    those of a comparison model not above its linear floor in ‡. The floor rows come last; the
+    third value is the index of the first (len(names) when there is none).
     """
     pub = _has_published(long)
     models = list(dict.fromkeys(long["model"]))
+    floors = set(long.loc[long["group"] == GROUPS[1], "model"])
+    first_floor = next((i for i, m in enumerate(models) if m in floors), len(models))
     names, rows = [], []
     for model in models:
         m = long[long["model"] == model].set_index("cohort")
@@ -230,12 +290,13 @@ def _grid(
                 continue
             r = m.loc[cohort]
             mark = UNDEFINED_MARK if (model, cohort) in flagged else ""
+            mark += BELOW_FLOOR_MARK if bool(r["below_floor"]) else ""
             cells.append((_pm(r["mean"], r["std"], decimals) + mark, int(r["rank"])))
             if pub:
                 cells.append((_pm(r["paper_mean"], r["paper_std"], decimals), 0))
                 cells.append((_fmt_delta(r["delta"], decimals), 0))
         rows.append(cells)
-    return names, rows
+    return names, rows, first_floor
 
 
 def render_markdown(
@@ -265,12 +326,14 @@ def render_markdown(
         n_mod = 2 if spec.modality_columns else 0
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join([":---"] + [":---:"] * (len(header) - 1)) + "|")
-        names, rows = _grid(long, spec, cohort_order, decimals, flagged)
-        for name, cells in zip(names, rows, strict=True):
+        names, rows, first_floor = _grid(long, spec, cohort_order, decimals, flagged)
+        for k, (name, cells) in enumerate(zip(names, rows, strict=True)):
             texts = [
                 _MD_MARK[rank].format(text) if i >= n_mod else text
                 for i, (text, rank) in enumerate(cells)
             ]
+            if k == first_floor:
+                lines.append("| " + " | ".join([f"*{FLOOR_HEADING}*"] + [""] * len(cells)) + " |")
             lines.append("| " + " | ".join([name, *texts]) + " |")
     if notes:
         lines.append("")
@@ -299,6 +362,7 @@ _TEX_ESCAPE = {
     "≥": r"$\geq$",
     "×": r"$\times$",
     "†": r"$^{\dagger}$",
+    "‡": r"$^{\ddagger}$",
 }
 
 
@@ -361,12 +425,16 @@ def render_latex(
         out.append("    " + " ".join(rules))
         out.append("    " + " & ".join(sub) + r" \\")
         out.append(r"    \midrule")
-        names, rows = _grid(long, spec, cohort_order, decimals, flagged)
-        for name, cells in zip(names, rows, strict=True):
+        names, rows, first_floor = _grid(long, spec, cohort_order, decimals, flagged)
+        for k, (name, cells) in enumerate(zip(names, rows, strict=True)):
             texts = [
                 _TEX_MARK[rank].format(tex_escape(text)) if i >= n_mod else tex_escape(text)
                 for i, (text, rank) in enumerate(cells)
             ]
+            if k == first_floor:
+                out += [r"    \midrule"] if k else []
+                heading = f"\\textit{{{FLOOR_HEADING}}}"
+                out.append(f"    \\multicolumn{{{n_cols}}}{{l}}{{{heading}}} \\\\")
             out.append("    " + " & ".join([tex_escape(name), *texts]) + r" \\")
         out.append(r"    \bottomrule")
         out.append(r"  \end{tabular}")
@@ -410,9 +478,11 @@ def write_paper_table(
     )
     shown = per_fold[per_fold["model"].isin(long["model"]) & per_fold["cohort"].isin(cohort_order)]
     all_notes = derive_notes(shown, notes, ddof=ddof) if not long.empty else list(notes)
+    all_notes += floor_note(long, spec) if not long.empty else []
     all_notes.append(
         "bold: best mean per cohort; underlined: second best (ranked on the rounded means "
-        "shown, our runs only)"
+        "shown, our runs only"
+        + (", linear floors included)" if (long["group"] == GROUPS[1]).any() else ")")
     )
     if _has_published(long):
         mapped = sorted(

@@ -8,6 +8,7 @@ function validates its inputs first and raises :class:`SurvivalInputError` with 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from sksurv.metrics import concordance_index_censored
 
 __all__ = [
     "LogRankResult",
+    "bootstrap_cindex_replicates",
     "MaxstatResult",
     "SurvivalInputError",
     "concordance_index",
@@ -136,6 +138,40 @@ def concordance_index(time: Any, event: Any, risk: Any) -> float:
         raise SurvivalInputError(
             "no comparable pairs: the c-index is undefined (no event precedes another time)"
         ) from err
+
+
+def bootstrap_cindex_replicates(
+    time: np.ndarray,
+    event: np.ndarray,
+    risks: list[np.ndarray],
+    combine: Callable[[list[float]], float],
+    *,
+    n_bootstrap: int,
+    seed: int,
+) -> list[float]:
+    """``combine`` of the c-indices of ``risks`` on each valid case resample (seeded).
+
+    Every risk array is scored on the same resampled cases, so paired statistics (a difference)
+    keep their pairing. Resamples without a death or a comparable pair, or with a non-finite
+    result, are skipped: the caller counts what is returned.
+    """
+    if not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 1:
+        raise SurvivalInputError(f"n_bootstrap must be a positive integer, got {n_bootstrap!r}")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(int(n_bootstrap)):
+        idx = rng.integers(0, len(time), size=len(time))
+        if not event[idx].any():
+            continue
+        try:
+            with np.errstate(invalid="ignore", divide="ignore"):  # 0/0: no comparable pair
+                cs = [concordance_index_censored(event[idx], time[idx], r[idx])[0] for r in risks]
+        except NoComparablePairException:
+            continue
+        value = combine(cs)
+        if np.isfinite(value):
+            values.append(float(value))
+    return values
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -45,10 +46,13 @@ def write_run_summary(
     else:
         encoder = "not used (no configured model reads pathology)"
     n_folds = config["splits"]["n_folds"]
-    if config["splits"].get("source", "make") == "user":
-        folds = f"{n_folds} from the user's split CSVs"
-    else:
-        folds = f"{n_folds} stratified (seed {config['splits']['seed']})"
+    folds = {
+        "user": f"{n_folds} from the user's split CSVs",
+        "site": f"{n_folds} site-preserved, stratified by event (seed {config['splits']['seed']})",
+    }.get(
+        config["splits"].get("source", "make"),
+        f"{n_folds} stratified (seed {config['splits']['seed']})",
+    )
     lines = [
         f"# mmsurv run `{config.get('run_name', 'mmsurv')}`",
         "",
@@ -60,12 +64,13 @@ def write_run_summary(
         "",
         "## Cohorts",
         "",
-        "| cohort | cases in folds |",
-        "|---|---|",
+        "| cohort | cases in folds | splits file | SHA-256 (cite it with the results) |",
+        "|---|---|---|---|",
     ]
     for path in splits:
         table = pd.read_csv(path, sep="\t", dtype={"case_id": str})
-        lines.append(f"| {Path(path).parent.name} | {len(table)} |")
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        lines.append(f"| {Path(path).parent.name} | {len(table)} | `{path}` | `{digest}` |")
     lines += dropped_lines(dropped) + omics_missing_lines(omics_missing)
     lines += ["", "## c-index (mean ± std)", ""]
     table = pd.read_csv(cindex_csv)

@@ -17,10 +17,17 @@ from mmsurv.io import atomic_path, json_default, write_text_atomic
 from mmsurv.training.loop import Fit
 from mmsurv.training.setup import FoldCases, FoldData, FoldInputs, FoldJob
 
-__all__ = ["fold_meta", "fold_summary", "predictions_frame", "write_outputs"]
+__all__ = [
+    "fold_meta",
+    "fold_summary",
+    "package_versions",
+    "prediction_table",
+    "predictions_frame",
+    "write_outputs",
+]
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
     """Versions of the packages that determine the results."""
     out = {"python": platform.python_version(), "mmsurv": mmsurv.__version__}
     for pkg in ("torch", "numpy", "pandas", "pot", "scikit-survival", "h5py"):
@@ -40,20 +47,46 @@ def predictions_frame(
     sv: np.ndarray,
 ) -> pd.DataFrame:
     """The held-out fold's predictions table (the contract the evaluation stage reads)."""
+    return prediction_table(
+        job,
+        cases.test_ids,
+        times=data.ds_test.times,
+        events=data.ds_test.events,
+        haz=haz,
+        sv=sv,
+        risk=-sv.sum(axis=1),
+        model_selection=job.p["model_selection"],
+        encoder_weights=inputs.encoder_weights,
+    )
+
+
+def prediction_table(
+    job: FoldJob,
+    test_ids: list[str],
+    *,
+    times: np.ndarray,
+    events: np.ndarray,
+    haz: np.ndarray,
+    sv: np.ndarray,
+    risk: np.ndarray,
+    model_selection: str,
+    encoder_weights: str,
+) -> pd.DataFrame:
+    """predictions.parquet's columns for any model: risk (higher = worse), hazard_j, surv_j."""
     n_bins = job.p["n_bins"]
-    pred = pd.DataFrame({"case_id": cases.test_ids, "fold": job.fold, "risk": -sv.sum(axis=1)})
+    pred = pd.DataFrame({"case_id": test_ids, "fold": job.fold, "risk": risk})
     for j in range(n_bins):
         pred[f"hazard_{j}"] = haz[:, j]
     for j in range(n_bins):
         pred[f"surv_{j}"] = sv[:, j]
-    test_events = data.ds_test.events
-    pred["survival_months"] = data.ds_test.times
+    test_events = np.asarray(events, dtype=bool)
+    pred["survival_months"] = times
     pred["event"] = test_events
     pred["censorship"] = (~test_events).astype(np.int64)  # MCAT's convention, I/O only
     pred["model"] = job.model_name
     pred["cohort"] = job.cohort
-    pred["model_selection"] = job.p["model_selection"]
-    pred["encoder_weights"] = inputs.encoder_weights
+    pred["model_selection"] = model_selection
+    pred["encoder_weights"] = encoder_weights
     return pred
 
 
@@ -98,7 +131,7 @@ def fold_meta(
         "excluded_cases": dict(sorted(cases.excluded.items())),
         "test_cindex": None if math.isnan(test_ci) else test_ci,
         "standardizer": None if inputs.scaler is None else inputs.scaler.to_dict(),
-        "versions": _versions(),
+        "versions": package_versions(),
     }
 
 

@@ -39,6 +39,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "partial_step": True,
     "num_threads": None,  # set by scripts/train.py from the rule's threads; not a config key
     "model_kwargs": {},
+    # cox_clinical's covariates: clinical.tsv columns (text ones one-hot, numeric standardised)
+    "clinical_covariates": ["age", "sex"],
 }
 # last_epoch: the weights after the last epoch, no validation data looked at (MCAT).
 # inner_val: the epoch with the lowest NLL on an inner validation split of the training folds
@@ -120,6 +122,18 @@ def resolve_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     for key, choices in _CHOICES.items():
         if p[key] not in choices:
             raise ValueError(f"params.{key}={p[key]!r}; choose one of {choices}")
+    cov = p["clinical_covariates"]
+    if (
+        not isinstance(cov, list | tuple)
+        or not cov
+        or not all(isinstance(c, str) and c for c in cov)
+        or len(set(cov)) != len(cov)
+    ):
+        raise ValueError(
+            f"params.clinical_covariates must be a non-empty list of distinct column names, "
+            f"got {cov!r}"
+        )
+    p["clinical_covariates"] = list(cov)
     if not isinstance(p["partial_step"], bool):
         raise ValueError(f"params.partial_step must be true or false, got {p['partial_step']!r}")
     if p["model_selection"] not in MODEL_SELECTION_POLICIES:

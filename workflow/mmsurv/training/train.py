@@ -13,8 +13,10 @@ import pandas as pd
 import torch
 
 from mmsurv.bags.data import read_clinical
+from mmsurv.model_catalog import is_linear_floor
 from mmsurv.models import model_modalities
 from mmsurv.training.dataset import make_weighted_sampler
+from mmsurv.training.linear import fit_linear_fold
 from mmsurv.training.loop import (
     StepConfig,
     cindex,
@@ -59,7 +61,11 @@ def train_fold(
     seed: int,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Train on folds != `fold`, predict fold `fold`, write the fold's outputs; return a summary."""
+    """Train on folds != `fold`, predict fold `fold`, write the fold's outputs; return a summary.
+
+    Linear floors (model_catalog.LINEAR_FLOORS) are fitted by `training.linear` instead of by
+    epochs; their outputs have the same files and columns.
+    """
     if "seed" in params and int(params["seed"]) != seed:
         raise ValueError(f"params.seed={params['seed']} differs from seed={seed}")
     p = resolve_params(params)
@@ -84,6 +90,8 @@ def train_fold(
     )
     job.out.mkdir(parents=True, exist_ok=True)
     clinical = read_clinical(clinical_tsv)
+    if is_linear_floor(model_name):
+        return fit_linear_fold(job, clinical)
     cases = select_cases(job, clinical)
     inputs = load_inputs(job, cases)
     try:
@@ -118,6 +126,7 @@ def _run(
     # Models with a label-dependent training term (CLAM's instance loss) take `label=` in
     # training; evaluation never passes it, so predictions cannot see the held-out labels.
     cfg = StepConfig(
+        model_name=job.model_name,
         dev=job.dev,
         need_path=job.need_path,
         need_omic=job.need_omic,
