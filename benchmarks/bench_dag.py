@@ -139,6 +139,7 @@ rule all:
     input:
         f"{OUT}/tables/cindex.csv", f"{OUT}/tables/metrics.csv", f"{OUT}/run_summary.md",
         f"{OUT}/tables/table1_comparison.csv", f"{OUT}/tables/cohort_summary.tsv",
+        f"{OUT}/tables/paired.csv",
         expand(f"{OUT}/figures/km_{{c}}.png", c=COHORTS),
         expand(f"{OUT}/figures/qc_{{c}}.jpg", c=COHORTS),
 
@@ -233,6 +234,11 @@ rule cindex_table:
 rule metrics_table:
     input: PRED
     output: f"{OUT}/tables/metrics.csv"
+    shell: "touch {output}"
+
+rule paired_table:
+    input: f"{OUT}/tables/cindex_folds.tsv", PRED
+    output: f"{OUT}/tables/paired.csv"
     shell: "touch {output}"
 
 rule paper_tables:

@@ -145,8 +145,8 @@ def test_path_model_without_slides_fails_naming_the_cohort(byo_repo) -> None:
     assert "byo.slide_dir is null" in text
 
 
-def test_slide_sheet_is_the_first_step_then_the_full_dag(byo_repo) -> None:
-    """byo.slide_dir set: the first run writes `samples`; the next plans tiling per found slide."""
+def test_slide_sheet_is_a_checkpoint_then_the_full_dag(byo_repo) -> None:
+    """byo.slide_dir set: `samples` comes from a checkpoint; then tiling per found slide."""
     repo, data = byo_repo
     slide_dir = repo / "slides"
     slide_dir.mkdir()
@@ -159,9 +159,15 @@ def test_slide_sheet_is_the_first_step_then_the_full_dag(byo_repo) -> None:
     proc = snakemake(repo, "-n", "--configfile", configfile, "--quiet", "rules", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = _job_counts(proc.stdout + proc.stderr)
-    assert counts["byo_slide_sheet"] == 1 and counts["total"] == 2  # the sheet and `all`
+    # before the sheet: the checkpoint and every job that needs no slide list; the per-slide
+    # jobs are planned once the checkpoint has run (same invocation)
+    assert counts["byo_slide_sheet"] == counts["slide_sheet"] == 1
+    assert counts["train"] == 2 * N_FOLDS
+    assert counts["case_bags"] == 1 and "tile_slide" not in counts
+    assert "checkpoint jobs" in proc.stdout + proc.stderr
 
-    proc = snakemake(repo, "--cores", "1", "--configfile", configfile, timeout=300)
+    sheet_path = "results/byo-ci/byo/slides.tsv"  # the slide files are empty: write the sheet only
+    proc = snakemake(repo, sheet_path, "--cores", "1", "--configfile", configfile, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sheet = pd.read_csv(repo / "results" / "byo-ci" / "byo" / "slides.tsv", sep="\t")
     assert len(sheet) == len(found) and set(sheet["cohort"]) == {COHORT}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -542,8 +543,30 @@ def test_batch_directory_keeps_finished_slides_outside_it(aperio, tmp_path):
     assert extract_features_batch(slides, [four] * 2, outs, **kwargs) == [4, 4]
     assert seen["tiles"] == 4  # only b encoded, a reused
     assert sorted(p.name for p in batch.iterdir()) == ["a.h5", "b.h5"]  # no .resume link left
-    assert not kept.exists()  # nothing kept once the batch succeeded
+    assert kept.is_dir() and not any(kept.iterdir())  # nothing kept once the batch succeeded
     assert _read(outs[0])[0].shape == _read(outs[1])[0].shape == (4, 16)
+
+
+def test_concurrent_batches_share_the_resume_directory(aperio, tmp_path, monkeypatch):
+    """Two batches of a cohort at once: one finishing first leaves the other's link usable."""
+    from mmsurv.features import extract_features_batch
+
+    slide, _, four = aperio
+    kept = tmp_path / "features" / ".resume"
+    cfg = {"encoder": TinyEncoder(), "weights": None, "batch_size": 4, "num_workers": 0}
+    kwargs = {"features": {**cfg, "device": "cpu"}, "reader": "openslide", "resume_dir": kept}
+    first = tmp_path / "features" / ".batches" / "0" / "a.h5"
+    second = tmp_path / "features" / ".batches" / "1" / "b.h5"
+    real = extract._write_features
+
+    def first_finishes_meanwhile(job, *args, **kw):
+        if Path(job.out) == second:  # batch 0 runs from start to end while batch 1 is encoding
+            extract_features_batch([slide], [four], [first], **kwargs)
+        return real(job, *args, **kw)
+
+    monkeypatch.setattr(extract, "_write_features", first_finishes_meanwhile)
+    assert extract_features_batch([slide], [four], [second], **kwargs) == [4]
+    assert first.is_file() and second.is_file()
 
 
 def test_empty_policy(synth_slides, tmp_path):

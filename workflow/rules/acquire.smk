@@ -50,7 +50,7 @@ if config["data_source"] == "tcga":
             "../../scripts/gdc_sheet.py"
 
     rule manifest:
-        """Target of step 1 of a TCGA run: query the GDC and write the slide sheet."""
+        """Optional target: query the GDC and write the slide sheet, to inspect it before the run."""
         input:
             config["samples"],
         localrule: True
@@ -300,3 +300,24 @@ if config["data_source"] == "local" and BYO_TABLES:
                 require_slides=bool(PATH_MODELS),
             script:
                 "../../scripts/byo_sheet.py"
+
+
+if SHEET_WRITER:
+
+    # Written by gdc_slide_sheet or byo_slide_sheet in this invocation (common.smk sheet()): the
+    # jobs that depend on the slides (downloads, tiling, features, case bags, QC sheets) are
+    # planned once this checkpoint has run. Only then in the DAG: a run with a sheet plans as if
+    # there were no checkpoint.
+    checkpoint slide_sheet:
+        """Mark the slide sheet as written, so that Snakemake plans the jobs of its slides."""
+        input:
+            config["samples"],
+        output:
+            touch(SHEET_READY),
+        log:
+            f"{OUT}/logs/slide_sheet.log",
+        localrule: True
+        conda:
+            "../../envs/mmsurv.yaml"
+        shell:
+            "echo slide sheet {input:q} written > {log:q}"

@@ -51,6 +51,7 @@ rule splits:
         omics=f"{OUT}/{{cohort}}/omics.parquet",
         omics_missing=f"{OUT}/{{cohort}}/omics_missing.json",
         user_splits=get_split_csvs,
+        sheet=get_awaited_sheet,  # params read the slide sheet
     output:
         splits=f"{OUT}/{{cohort}}/splits.tsv",
         dropped=f"{OUT}/{{cohort}}/dropped_cases.tsv",

@@ -12,7 +12,7 @@ from mmsurv.acquire.byo import check_byo_config, for_cohort
 from mmsurv.acquire.cbioportal import cbioportal_files, study_archive_url
 from mmsurv.acquire.cohort import REPORT_FILES
 from mmsurv.acquire.gdc_omics import OMICS_MODALITIES, omics_settings
-from mmsurv.io import empty_slide_sheet, read_slide_sheet
+from mmsurv.io import read_slide_sheet
 from mmsurv.config import (
     DEMO_CONFIG,
     apply_protocol,
@@ -97,28 +97,108 @@ BYO = config["byo"]
 BYO_TABLES = BYO["tables"] if config["data_source"] == "local" else {}
 check_byo_config(config, PATH_MODELS)
 
-# The sheet is written by a first step and read on the next invocation; until then only that
-# step is planned: the `manifest` target (tcga), or `byo_slide_sheet` (byo.slide_dir set).
-AWAITING_SHEET = not os.path.exists(config["samples"]) and (
-    config["data_source"] == "tcga"
-    or (bool(BYO_TABLES) and BYO["slide_dir"] is not None and bool(PATH_MODELS))
-)
-if AWAITING_SHEET:
-    samples = empty_slide_sheet()
-else:
-    samples = read_slide_sheet(
-        config["samples"], COHORTS, require_slides=bool(PATH_MODELS)
+# The slide sheet drives the DAG (slides, feature batches, case bags). Everything reads it through
+# sheet(), lazily, from input functions and params. With data_source tcga (or byo.slide_dir and a
+# model that uses pathology) a rule writes it in the same invocation (gdc_slide_sheet,
+# byo_slide_sheet), followed by the checkpoint slide_sheet (acquire.smk): until that has run,
+# sheet() raises Snakemake's IncompleteCheckpointException, the jobs that asked wait for the
+# checkpoint, and Snakemake evaluates them again once it has run.
+SHEET_WRITER = (
+    "gdc_slide_sheet"
+    if config["data_source"] == "tcga"
+    else (
+        "byo_slide_sheet"
+        if BYO_TABLES and BYO["slide_dir"] is not None and PATH_MODELS
+        else None
     )
+)
+SHEET_READY = f"{OUT}/manifest/slide_sheet.ready"  # the checkpoint's output
+# rules whose forced rerun (--forcerun, --forceall) rewrites the sheet in this invocation
+SHEET_REWRITERS = {SHEET_WRITER, "gdc_slide_manifest", "slide_sheet"}
+
+
+class SlideSheet:
+    """The validated slide sheet and the lookups jobs need, built once per version of the file."""
+
+    def __init__(self, table):
+        """Index `table` (read_slide_sheet's frame) by cohort, slide and feature batch."""
+        self.table = table
+        # slide ids, and (case_id, slide_id) pairs, in sheet order
+        self.by_cohort = {c: [] for c in COHORTS}
+        self.case_slides = {c: [] for c in COHORTS}
+        self.cohort_of, self.path_of, self.mpp_of = {}, {}, {}
+        columns = ("slide_id", "cohort", "case_id", "path", "mpp")
+        for slide, cohort, case, path, mpp in zip(*(table[c] for c in columns)):
+            self.by_cohort.setdefault(cohort, []).append(slide)
+            self.case_slides.setdefault(cohort, []).append((case, slide))
+            self.cohort_of[slide], self.path_of[slide] = cohort, path
+            self.mpp_of[slide] = None if mpp is None or mpp != mpp else float(mpp)
+        # the batches extract_features encodes (features.smk) as {(cohort, batch): slide ids}
+        # and {slide id: batch}; batch is a string, as the {batch} wildcard
+        size = config["features"]["slides_per_job"]
+        self.batches = {
+            (cohort, str(b)): self.by_cohort[cohort][start : start + size]
+            for cohort in COHORTS
+            for b, start in enumerate(range(0, len(self.by_cohort[cohort]), size))
+        }
+        self.slide_batch = {s: b for (_, b), ids in self.batches.items() for s in ids}
+
+
+_SHEET_CACHE = {}
+# absolute: validate() resolves a relative schema path only while the workflow is parsed
+SAMPLES_SCHEMA = os.path.join(workflow.basedir, "workflow/schemas/samples.schema.yaml")
+
+
+def load_sheet():
+    """The slide sheet at config `samples`, read and validated once per (path, mtime, size)."""
+    path = config["samples"]
     try:
-        validate(samples, schema="../schemas/samples.schema.yaml")
-    except WorkflowError as _err:
-        # Snakemake names only the row number; name the sheet, the slide and the column.
-        _msg = sheet_error_message(
-            _err, samples, config["samples"], "workflow/schemas/samples.schema.yaml"
-        )
-        if _msg is None:
-            raise
-        raise ValueError(_msg) from None
+        stat = os.stat(path)
+        key = (path, stat.st_mtime_ns, stat.st_size)
+    except FileNotFoundError:
+        key = (path, None, None)
+    if _SHEET_CACHE.get("key") != key:
+        table = read_slide_sheet(path, COHORTS, require_slides=bool(PATH_MODELS))
+        try:
+            validate(table, schema=SAMPLES_SCHEMA)
+        except WorkflowError as err:
+            # Snakemake names only the row number; name the sheet, the slide and the column.
+            msg = sheet_error_message(
+                err, table, path, "workflow/schemas/samples.schema.yaml"
+            )
+            if msg is None:
+                raise
+            raise ValueError(msg) from None
+        _SHEET_CACHE.update(key=key, value=SlideSheet(table))
+    return _SHEET_CACHE["value"]
+
+
+def sheet_pending():
+    """Whether the sheet's checkpoint is still to write it in this invocation."""
+    if not os.path.exists(config["samples"]):
+        return True
+    dag = workflow.dag_settings
+    if workflow.remote_exec or workflow.subprocess_exec or dag is None:
+        return False
+    return bool(dag.forceall or SHEET_REWRITERS & set(dag.forcerun))
+
+
+def sheet():
+    """The slide sheet (SlideSheet); inside input functions, waits for its checkpoint."""
+    if SHEET_WRITER and sheet_pending():
+        checkpoints.slide_sheet.get()  # IncompleteCheckpointException until it has run
+    return load_sheet()
+
+
+def get_awaited_sheet(wildcards):
+    """No input once the sheet exists; until then its checkpoint (for rules whose params read it)."""
+    sheet()
+    return []
+
+
+# Parse-time check of an existing (or required) sheet: a bad sheet stops the run at once.
+if SHEET_WRITER is None or os.path.exists(config["samples"]):
+    load_sheet()
 
 
 def _alternatives(values):
@@ -137,40 +217,27 @@ def res(stage, key):
 
 def slides_of(cohort):
     """The slide ids of one cohort, in sheet order (sorted by slide id)."""
-    return list(samples.loc[samples["cohort"] == cohort, "slide_id"])
+    return sheet().by_cohort.get(cohort, [])
 
 
 def get_slide_path(wildcards):
     """Path of one slide from the sheet; the slide must belong to the cohort in the path."""
-    row = samples.loc[wildcards.slide]
-    if row["cohort"] != wildcards.cohort:
+    slides = sheet()
+    if wildcards.slide not in slides.cohort_of:
         raise ValueError(
-            f"slide {wildcards.slide} belongs to cohort {row['cohort']}, not {wildcards.cohort}"
+            f"slide {wildcards.slide} is not in the slide sheet {config['samples']}"
         )
-    return row["path"]
+    cohort = slides.cohort_of[wildcards.slide]
+    if cohort != wildcards.cohort:
+        raise ValueError(
+            f"slide {wildcards.slide} belongs to cohort {cohort}, not {wildcards.cohort}"
+        )
+    return slides.path_of[wildcards.slide]
 
 
 def get_slide_mpp(wildcards):
     """User-supplied level-0 MPP for a slide without one in its file (None if not given)."""
-    mpp = samples.loc[wildcards.slide, "mpp"]
-    return None if mpp != mpp else float(mpp)  # NaN check without numpy
-
-
-def feature_batches():
-    """(cohort, batch index, slide ids): the slides one feature-extraction job encodes."""
-    size = config["features"]["slides_per_job"]
-    batches = []
-    for cohort in COHORTS:
-        slides = slides_of(cohort)
-        for b, start in enumerate(range(0, len(slides), size)):
-            batches.append((cohort, b, slides[start : start + size]))
-    return batches
-
-
-# The batches extract_features encodes (features.smk) as {(cohort, batch): slide ids} and
-# {slide id: batch}; batch is a string, as the {batch} wildcard.
-FEATURE_BATCHES = {(c, str(b)): slides for c, b, slides in feature_batches()}
-SLIDE_BATCH = {s: b for (_, b), slides in FEATURE_BATCHES.items() for s in slides}
+    return sheet().mpp_of[wildcards.slide]
 
 
 def feature_batch_dir(cohort, batch):
@@ -181,29 +248,29 @@ def feature_batch_dir(cohort, batch):
 def get_batch_slides(wildcards):
     """Slide ids of one feature-extraction batch, in sheet order."""
     key = (wildcards.cohort, wildcards.batch)
-    if key not in FEATURE_BATCHES:
+    batches = sheet().batches
+    if key not in batches:
         raise ValueError(
             f"cohort {wildcards.cohort} has no feature batch {wildcards.batch} "
             f"(features.slides_per_job={config['features']['slides_per_job']})"
         )
-    return FEATURE_BATCHES[key]
+    return batches[key]
 
 
 def get_batch_inputs(wildcards):
     """Slide files and tile coords of one feature-extraction batch."""
     slides = get_batch_slides(wildcards)
+    path_of = sheet().path_of
     return {
-        "slides": [samples.loc[s, "path"] for s in slides],
+        "slides": [path_of[s] for s in slides],
         "coords": [f"{OUT}/{wildcards.cohort}/patches/{s}.h5" for s in slides],
     }
 
 
 def get_slide_batch_dir(wildcards):
     """The batch directory holding one slide's features; the slide must be of the cohort."""
-    if wildcards.slide not in SLIDE_BATCH:
-        raise ValueError(f"slide {wildcards.slide} is not in the slide sheet")
-    get_slide_path(wildcards)  # checks the cohort
-    return feature_batch_dir(wildcards.cohort, SLIDE_BATCH[wildcards.slide])
+    get_slide_path(wildcards)  # checks the slide is in the sheet and of the cohort
+    return feature_batch_dir(wildcards.cohort, sheet().slide_batch[wildcards.slide])
 
 
 def get_cohort_features(wildcards):
@@ -215,8 +282,7 @@ def get_cohort_features(wildcards):
 
 def get_cohort_slide_table(wildcards):
     """(case_id, slide_id) pairs of the cohort, in sheet order, for building case bags."""
-    rows = samples.loc[samples["cohort"] == wildcards.cohort, ["case_id", "slide_id"]]
-    return [tuple(r) for r in rows.itertuples(index=False)]
+    return sheet().case_slides.get(wildcards.cohort, [])
 
 
 def get_byo_table(wildcards):
@@ -261,10 +327,8 @@ def get_km_predictions(wildcards):
     return predictions_of(wildcards.cohort, config["evaluation"]["km_model"])
 
 
-def get_final_outputs():
+def get_final_outputs(wildcards=None):
     """The final targets: c-index, Table 1/2 and metrics tables, KM figures, run summary."""
-    if AWAITING_SHEET:
-        return [config["samples"]]
     return [
         f"{OUT}/tables/cindex.csv",
         f"{OUT}/tables/cindex.md",
@@ -283,14 +347,20 @@ def get_final_outputs():
         f"{OUT}/run_summary.md",
         *[f"{OUT}/figures/km_{c}.png" for c in COHORTS],
         *(acquisition_tables() if config["data_source"] == "tcga" else []),
-        # segmentation QC of the cohorts whose slides are tiled (pathology models configured)
-        *[f"{OUT}/figures/qc_{c}.jpg" for c in COHORTS if PATH_MODELS and slides_of(c)],
     ]
+
+
+def get_qc_figures(wildcards=None):
+    """Segmentation QC of the cohorts whose slides are tiled (pathology models configured);
+    a target of its own, so that only it waits for the slide sheet's checkpoint."""
+    if not PATH_MODELS:
+        return []
+    return [f"{OUT}/figures/qc_{c}.jpg" for c in COHORTS if slides_of(c)]
 
 
 def get_gdc_file(wildcards):
     """GDC file id, md5 and size of one slide, from the slide sheet's manifest columns."""
-    row = samples.loc[wildcards.slide]
+    row = sheet().table.loc[wildcards.slide]
     needed = ("file_id", "md5sum", "file_size")
     missing = [c for c in needed if c not in row.index or row[c] != row[c]]  # NaN
     if missing:

@@ -10,7 +10,7 @@ if config["data_source"] == "demo":
             sheet=config["samples"],
             gene_families=config["gene_families"],
         output:
-            slides=list(samples["path"]),
+            slides=list(sheet().path_of.values()),
             clinical=expand(config["clinical"], cohort=COHORTS),
             omics=expand(config["omics"], cohort=COHORTS),
         log:

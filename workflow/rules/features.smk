@@ -8,7 +8,7 @@
 # - extract_features ({cohort}, {batch}) writes the batch's h5 files into its own directory,
 #   features/.batches/{batch}/ (a directory() output: Snakemake cannot derive a list of per-slide
 #   outputs from one wildcard, but it owns a directory). Batches are the sheet's slides of a
-#   cohort in order, features.slides_per_job at a time (common.smk FEATURE_BATCHES).
+#   cohort in order, features.slides_per_job at a time (common.smk SlideSheet.batches).
 # - slide_features ({cohort}, {slide}) publishes one slide's file at features/{slide}.h5, the
 #   CLAM/TRIDENT layout every consumer reads: a hard link into the batch directory, so the data
 #   is stored once (a copy where the filesystem has no hard links). A localrule: it never becomes

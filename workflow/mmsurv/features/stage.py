@@ -62,9 +62,9 @@ def _kept_in(outs: Sequence[PathLike], resume_dir: Path) -> Iterator[None]:
     except SlideError as err:  # name where the finished slides really are
         raise SlideError(str(err).replace(str(link), str(resume_dir))) from None
     finally:
+        # resume_dir stays, even empty: other batches of the cohort, running at the same time,
+        # write through their own links into it (removing it left their links dangling)
         link.unlink()
-        with contextlib.suppress(OSError):  # not empty: kept outputs of this or other batches
-            resume_dir.rmdir()
 
 
 def _extract(
