@@ -88,7 +88,7 @@ def paired_runs_test(ci_a: Any, ci_b: Any) -> float:
 
     Runs where either value is NaN (a fold without an event) are left out. Identical values on
     every run give p = 1. With 5 runs the smallest possible p is 2/32 = 0.0625: use several
-    seeds (training.seeds) for a test that can reach 0.05.
+    seeds for a test that can reach 0.05.
     """
     a = np.asarray(ci_a, dtype=np.float64)
     b = np.asarray(ci_b, dtype=np.float64)
@@ -209,7 +209,7 @@ def paired_markdown(table: pd.DataFrame, alpha: float = 0.05) -> str:
     notes = (
         f"\nΔ = model − reference (positive: the model is better). p: {PAIRED_TEST}; "
         f"* p < {alpha}. With 5 runs (5 folds, one seed) no rank test can reach p < 0.05 "
-        f"(smallest p 0.0625): add seeds (training.seeds). Pooled Δ: c-index of the pooled "
+        f"(smallest p 0.0625): repeated seeds are needed for that. Pooled Δ: c-index of the pooled "
         f"out-of-fold risks on the cases both models scored, {level} percentile bootstrap CI, "
         "the same resampled cases for both models.\n"
     )
