@@ -39,7 +39,7 @@ from mmsurv.io import atomic_path, json_default, write_text_atomic
 from mmsurv.models import LinearFloor, create_floor
 from mmsurv.training.dataset import time_bin_edges
 from mmsurv.training.loop import cindex
-from mmsurv.training.outputs import package_versions, prediction_table
+from mmsurv.training.outputs import package_versions, prediction_table, summary_row
 from mmsurv.training.setup import FoldCases, FoldJob, _load_omics, check_bags, select_cases
 
 log = logging.getLogger("mmsurv.training.train")
@@ -124,19 +124,9 @@ def fit_linear_fold(job: FoldJob, clinical: pd.DataFrame) -> dict[str, Any]:
         job.cohort, job.model_name, job.fold, len(cases.train_ids), len(cases.test_ids),
         inputs.train.shape[1], fit.alpha, int(np.count_nonzero(fit.coef)), test_ci,
     )  # fmt: skip
-    return {
-        "cohort": job.cohort,
-        "model": job.model_name,
-        "fold": job.fold,
-        "seed": job.seed,
-        "test_cindex": test_ci,
-        "n_train": len(cases.train_ids),
-        "n_test": len(cases.test_ids),
-        "final_loss": math.nan,
-        "train_seconds": seconds,
-        "eval_cpu_fallback_cases": [],
-        "out_dir": str(job.out),
-    }
+    return summary_row(
+        job, cases, test_ci, final_loss=math.nan, train_seconds=seconds, fallbacks=[]
+    )
 
 
 def _bin_edges(job: FoldJob, clinical: pd.DataFrame, cases: FoldCases) -> np.ndarray:

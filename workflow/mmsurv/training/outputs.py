@@ -20,6 +20,7 @@ from mmsurv.training.setup import FoldCases, FoldData, FoldInputs, FoldJob
 __all__ = [
     "fold_meta",
     "fold_summary",
+    "summary_row",
     "package_versions",
     "prediction_table",
     "predictions_frame",
@@ -158,6 +159,26 @@ def fold_summary(
     job: FoldJob, cases: FoldCases, fit: Fit, fallbacks: list[str], test_ci: float
 ) -> dict[str, Any]:
     """The summary train_fold returns (one row of a run overview)."""
+    return summary_row(
+        job,
+        cases,
+        test_ci,
+        final_loss=fit.history[-1]["loss"] if fit.history else math.nan,
+        train_seconds=fit.train_seconds,
+        fallbacks=fallbacks,
+    )
+
+
+def summary_row(
+    job: FoldJob,
+    cases: FoldCases,
+    test_ci: float,
+    *,
+    final_loss: float,
+    train_seconds: float,
+    fallbacks: list[str],
+) -> dict[str, Any]:
+    """One row of a run overview, for deep models and linear floors alike."""
     return {
         "cohort": job.cohort,
         "model": job.model_name,
@@ -166,8 +187,8 @@ def fold_summary(
         "test_cindex": test_ci,
         "n_train": len(cases.train_ids),
         "n_test": len(cases.test_ids),
-        "final_loss": fit.history[-1]["loss"] if fit.history else math.nan,
-        "train_seconds": fit.train_seconds,
+        "final_loss": final_loss,
+        "train_seconds": train_seconds,
         "eval_cpu_fallback_cases": sorted(set(fallbacks)),
         "out_dir": str(job.out),
     }
