@@ -1,4 +1,4 @@
-"""Snakemake entry point: segment one slide and write its tile coords and QC thumbnail."""
+"""Snakemake entry point: segment one slide; write its coords, QC thumbnail and QuPath GeoJSON."""
 
 from mmsurv.io import setup_logging
 
@@ -11,6 +11,7 @@ tile_and_save(
     snakemake.input.slide,
     coords_h5=snakemake.output.coords,
     qc_png=snakemake.output.qc,
+    geojson=snakemake.output.geojson,
     tiling=t,
     fallback_mpp=snakemake.params.fallback_mpp,
 )

@@ -2,12 +2,13 @@
 
 
 rule tile_slide:
-    """Segment tissue and write level-0 coords of non-overlapping tiles at the target magnification."""
+    """Segment tissue; write level-0 tile coords, the QC thumbnail and tissue GeoJSON for QuPath."""
     input:
         slide=get_slide_path,
     output:
         coords=f"{OUT}/{{cohort}}/patches/{{slide}}.h5",
         qc=f"{OUT}/{{cohort}}/qc/{{slide}}.png",
+        geojson=f"{OUT}/{{cohort}}/qupath/{{slide}}.geojson",
     log:
         f"{OUT}/logs/tiling/{{cohort}}/{{slide}}.log",
     benchmark:

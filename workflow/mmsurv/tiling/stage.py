@@ -19,12 +19,16 @@ def tile_and_save(
     qc_png: PathLike,
     tiling: Mapping[str, Any],
     fallback_mpp: float | None = None,
+    geojson: PathLike | None = None,
 ) -> int:
     """Segment and tile one slide with the `tiling` config, write coords h5 and QC thumbnail.
 
+    With `geojson`, the tissue contours and holes also go there as a QuPath-importable
+    FeatureCollection at level-0 pixels (empty when no tissue was found).
     A slide without tissue raises (tiling.empty_policy=error) or gets an empty (0, 2) coords
     file with attribute `empty` and a QC thumbnail (skip), so the rest of the run goes on.
     """
+    from mmsurv.tiling.geojson import tissue_geojson, write_geojson
     from mmsurv.tiling.qc import save_qc_thumbnail
     from mmsurv.tiling.wsi import SegmentationParams, tile_slide, write_coords_h5
 
@@ -42,6 +46,17 @@ def tile_and_save(
     )
     write_coords_h5(coords_h5, result)
     save_qc_thumbnail(qc_png, result.thumb, result)
+    if geojson is not None:
+        (mh, mw), (sx, sy) = result.tissue.mask.shape, result.thumb_downsample
+        tissue = result.tissue
+        collection = tissue_geojson(
+            tissue.tissue_contours,
+            tissue.hole_contours,
+            downsample=(sx, sy),
+            slide_size=(round(mw * sx), round(mh * sy)),  # the level-0 size (sx = width / mw)
+            slide=os.path.basename(slide),
+        )
+        write_geojson(geojson, collection)
     if result.attrs["empty"]:
         log.warning("%s: no tissue tiles; empty coords file written (empty_policy=skip)", slide)
     log.info("%s: %d tiles", slide, len(result.coords))
