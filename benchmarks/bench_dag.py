@@ -119,8 +119,8 @@ SLIDES = S["slides"]  # cohort -> [[slide, file_id], ...]
 BATCHES = {(c, str(b)): s for c, b, s in S["batches"]}
 SLIDE_BATCH = {s: b for (c, b), ss in BATCHES.items() for s in ss}
 FILE_ID = {s: f for c in COHORTS for s, f in SLIDES[c]}
-PRED = [f"{OUT}/{c}/train/{m}/fold{k}/predictions.parquet"
-        for c in COHORTS for m in S["models"] for k in range(S["folds"])]
+PRED = [f"{OUT}/{c}/train/{m}/seed{s}/fold{k}/predictions.parquet"
+        for c in COHORTS for m in S["models"] for s in S["seeds"] for k in range(S["folds"])]
 
 
 def of(c, fmt):
@@ -132,6 +132,7 @@ wildcard_constraints:
     slide=r"[A-Za-z0-9._-]+",
     model=r"[a-z0-9_]+",
     fold=r"\d+",
+    seed=r"\d+",
     batch=r"\d+",
 
 
@@ -220,10 +221,10 @@ rule train:
     input: f"{OUT}/{{cohort}}/omics.parquet", f"{OUT}/{{cohort}}/splits.tsv",
         f"{OUT}/{{cohort}}/bags.h5", f"{OUT}/{{cohort}}/clinical.tsv"
     output:
-        predictions=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/predictions.parquet",
-        checkpoint=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/checkpoint.pt",
-        train_log=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/train_log.tsv",
-        meta=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/meta.json",
+        predictions=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/predictions.parquet",
+        checkpoint=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/checkpoint.pt",
+        train_log=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/train_log.tsv",
+        meta=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/meta.json",
     shell: "touch {output}"
 
 rule cindex_table:
@@ -248,8 +249,8 @@ rule paper_tables:
 
 rule km_figure:
     input:
-        lambda w: [f"{OUT}/{w.cohort}/train/{S['km_model']}/fold{k}/predictions.parquet"
-                   for k in range(S["folds"])]
+        lambda w: [f"{OUT}/{w.cohort}/train/{S['km_model']}/seed{s}/fold{k}/predictions.parquet"
+                   for s in S["seeds"] for k in range(S["folds"])]
     output: f"{OUT}/figures/km_{{cohort}}.png", f"{OUT}/{{cohort}}/km_stats.json"
     shell: "touch {output}"
 
@@ -261,7 +262,7 @@ rule run_summary:
 
 
 def write_floor(dest: Path, sheet: Path, project_config: dict[str, Any]) -> Path:
-    """The floor Snakefile and its shape.json (cohorts, slides, batches, models, folds)."""
+    """The floor Snakefile and its shape.json (cohorts, slides, batches, models, folds, seeds)."""
     dest.mkdir(parents=True)
     slides: dict[str, list[list[str]]] = {}
     for line in sheet.read_text().splitlines()[1:]:
@@ -279,6 +280,8 @@ def write_floor(dest: Path, sheet: Path, project_config: dict[str, Any]) -> Path
         "batches": batches,
         "models": project_config["training"]["models"],
         "folds": project_config["splits"]["n_folds"],
+        # training.seeds: one train job per cohort x model x fold x seed (3 in config/tcga.yaml)
+        "seeds": project_config["training"].get("seeds", [1]),  # a checkout before seeds: 1
         "km_model": project_config["evaluation"]["km_model"],
     }
     (dest / "shape.json").write_text(json.dumps(shape))

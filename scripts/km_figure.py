@@ -1,4 +1,4 @@
-"""Snakemake entry point: Kaplan-Meier figure of pooled out-of-fold risk at the maxstat cutpoint."""
+"""Snakemake entry point: KM figure of out-of-fold risk, optimistic and honest cutpoints."""
 
 from mmsurv.io import setup_logging
 
@@ -8,7 +8,8 @@ from mmsurv.evaluate import km_figure_from_predictions
 
 e = snakemake.params.evaluation
 km_figure_from_predictions(
-    list(snakemake.input),
+    list(snakemake.input.predictions),
+    train_risk_files=list(snakemake.input.train_risks),
     cohort=snakemake.wildcards.cohort,
     out_png=snakemake.output.png,
     out_pdf=snakemake.output.pdf,

@@ -1,4 +1,4 @@
-"""Snakemake entry point: train one cancer x model x fold and score the held-out fold."""
+"""Snakemake entry point: train one cancer x model x fold x seed and score the held-out fold."""
 
 from mmsurv.io import setup_logging
 
@@ -23,6 +23,6 @@ train_fold(
     splits_tsv=snakemake.input.splits,
     out_dir=str(Path(snakemake.output.predictions).parent),
     params=params,
-    seed=params["seed"],
+    seed=int(snakemake.wildcards.seed),  # one job per training.seeds entry
     device=params["device"],
 )

@@ -94,7 +94,7 @@ def test_genomics_only_byo_runs_to_the_cindex_table(byo_repo) -> None:
         assert set(splits.loc[splits["fold"] == k, "case_id"]) == val
         for model in ("snn", "snn_trans"):
             pred = pd.read_parquet(
-                out / COHORT / "train" / model / f"fold{k}" / "predictions.parquet"
+                out / COHORT / "train" / model / "seed1" / f"fold{k}" / "predictions.parquet"
             )
             assert set(pred["case_id"]) == val, (model, k)
     log = (out / "logs" / "bags" / f"{COHORT}_splits.log").read_text()

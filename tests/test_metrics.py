@@ -420,7 +420,8 @@ def test_write_metrics_outputs_from_files(tmp_path: Path) -> None:
         meta = {"cohort": cohort, "model": model, "fold": fold, "bin_edges": e}
         (d / "meta.json").write_text(json.dumps(meta))
         files.append(d / "predictions.parquet")
-    assert read_bin_edges(files) == {k: pytest.approx(v) for k, v in edges.items()}
+    # keyed by (cohort, model, fold, seed); predictions and meta without a seed read as seed 0
+    assert read_bin_edges(files) == {(*k, 0): pytest.approx(v) for k, v in edges.items()}
     out = tmp_path / "tables"
     summary = write_metrics_outputs(
         files,

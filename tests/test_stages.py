@@ -176,7 +176,12 @@ def test_cindex_tables_and_run_summary_from_predictions(tmp_path: Path) -> None:
         "run_name": "t",
         "data_source": "demo",
         "features": {"encoder": "resnet50_trunc", "weights": None},
-        "training": {"model_selection": "last_epoch", "epochs": 2, "seed": 1, "models": ["ours"]},
+        "training": {
+            "model_selection": "last_epoch",
+            "epochs": 2,
+            "seeds": [1],
+            "models": ["ours"],
+        },
         "splits": {"n_folds": 3, "seed": 1},
     }
     out = tmp_path / "run_summary.md"
@@ -256,7 +261,7 @@ def test_std_ddof_reaches_the_tables_and_the_summary_lists_the_config(tmp_path: 
     config = {
         "data_source": "demo",
         "features": {"encoder": "resnet50_trunc", "weights": None},
-        "training": {"model_selection": "last_epoch", "epochs": 2, "seed": 1, "models": ["snn"]},
+        "training": {"model_selection": "last_epoch", "epochs": 2, "seeds": [1], "models": ["snn"]},
         "splits": {"n_folds": 3, "seed": 1},
     }
     rows = [["training.epochs", "20", "default"], ["byo.tables", '{"A": "a|b"}', "user"]]

@@ -74,7 +74,10 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def test_fold_cindex_by_hand() -> None:
     per_fold = fold_cindex(_predictions())
-    assert list(per_fold.columns[:6]) == ["cohort", "model", "fold", "cindex", "n", "n_events"]
+    assert list(per_fold.columns[:7]) == [
+        "cohort", "model", "fold", "seed", "cindex", "n", "n_events"
+    ]  # fmt: skip
+    assert (per_fold["seed"] == 0).all()  # predictions without a seed column: one seed, 0
     assert len(per_fold) == 2 * 3 * 3
     for row in per_fold.itertuples():
         assert row.cindex == pytest.approx(DESIGN[row.cohort][row.model][row.fold], abs=1e-12)
@@ -83,7 +86,10 @@ def test_fold_cindex_by_hand() -> None:
 
 def test_summary_by_hand() -> None:
     summary = summarize_cindex(fold_cindex(_predictions()), model_order=["SNN", "MCAT", "Ours"])
-    assert list(summary.columns) == ["cohort", "model", "mean", "std", "n_folds", "ddof", "cell"]
+    assert list(summary.columns) == [
+        "cohort", "model", "mean", "std", "n_folds", "n_seeds", "n_runs", "ddof",
+        "model_selection", "cell",
+    ]  # fmt: skip
     assert summary["model"].tolist() == ["SNN", "MCAT", "Ours"] * 2
     for row in summary.itertuples():
         mean, std = _mean_std(DESIGN[row.cohort][row.model])
@@ -125,7 +131,9 @@ def test_write_tables(tmp_path: Path) -> None:
         notes=["model selection: last epoch"],
     )
     table = pd.read_csv(csv)
-    assert list(table.columns) == ["cohort", "model", "mean", "std", "n_folds", "ddof"]
+    assert list(table.columns) == [
+        "cohort", "model", "mean", "std", "n_folds", "n_seeds", "n_runs", "ddof", "model_selection"
+    ]  # fmt: skip
     assert table["cohort"].tolist() == ["LUAD"] * 3 + ["BLCA"] * 3
     assert table.loc[table["model"].eq("Ours") & table["cohort"].eq("BLCA"), "mean"].item() == (
         pytest.approx(17 / 18, abs=1e-6)
@@ -136,7 +144,7 @@ def test_write_tables(tmp_path: Path) -> None:
     assert lines[2].startswith("| SNN | 0.111 ± 0.096 | <u>0.889 ± 0.096</u> |")
     assert lines[3] == "| MCAT | **1.000 ± 0.000** | 0.333 ± 0.441 |"
     assert "- model selection: last epoch" in lines
-    assert "- std: sample std over 3 folds (ddof=1)" in lines
+    assert "- std: sample std (ddof=1) over 3 folds x 1 seed = 3 runs" in lines
     assert "random-init" not in text
     assert sorted(p.name for p in csv.parent.iterdir()) == ["cindex.csv", "cindex.md"]
 
@@ -183,7 +191,7 @@ def test_errors_are_precise() -> None:
     preds = _predictions()
     with pytest.raises(ValueError, match=r"predictions lacks column\(s\) \['encoder_weights'\]"):
         fold_cindex(preds.drop(columns="encoder_weights"))
-    with pytest.raises(ValueError, match="repeated \\(cohort, model, case_id\\)"):
+    with pytest.raises(ValueError, match="repeated \\(cohort, model, seed, case_id\\)"):
         fold_cindex(pd.concat([preds, preds.iloc[:1]]))
     per_fold = fold_cindex(preds)
     with pytest.raises(ValueError, match=r"model_order names \['CLAM'\]"):
@@ -192,7 +200,7 @@ def test_errors_are_precise() -> None:
     # tests/test_no_event_fold.py)
     bad = preds.copy()
     bad.loc[bad["model"].eq("SNN") & bad["fold"].eq(1) & bad["cohort"].eq("LUAD"), "risk"] = np.nan
-    with pytest.raises(ValueError, match="cohort=LUAD model=SNN fold=1: risk must be finite"):
+    with pytest.raises(ValueError, match="model=SNN fold=1 seed=0: risk must be finite"):
         fold_cindex(bad)
 
 

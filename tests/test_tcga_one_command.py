@@ -167,6 +167,7 @@ def test_dry_run_without_a_sheet_plans_up_to_the_checkpoint(tmp_path: Path) -> N
         assert rule not in counts, rule
     assert counts["tcga_cohort_tables"] == counts["case_bags"] == counts["splits"] == n_cohorts
     n_train = n_cohorts * len(config["training"]["models"]) * config["splits"]["n_folds"]
+    n_train *= len(config["training"]["seeds"])  # one job per fold x seed
     assert counts["train"] == n_train and counts["cindex_table"] == 1
 
     # `manifest` stays a target of its own: the listing and the sheet, nothing else

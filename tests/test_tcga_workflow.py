@@ -288,7 +288,9 @@ def test_dry_run_plans_the_acquisition_and_the_paper_run(tmp_path: Path) -> None
     assert counts["extract_features"] == 3 and counts["slide_features"] == len(sheet)
     config = yaml.safe_load((repo / "config" / "tcga.yaml").read_text())
     n_folds = config["splits"]["n_folds"]
-    assert counts["train"] == 3 * len(config["training"]["models"]) * n_folds
+    seeds = config["training"]["seeds"]
+    assert len(seeds) == 3  # one train job per cohort x model x fold x seed
+    assert counts["train"] == 3 * len(config["training"]["models"]) * n_folds * len(seeds)
     assert counts["omics_bags"] == counts["splits"] == counts["case_bags"] == 3
     assert counts["cindex_table"] == counts["paper_tables"] == counts["run_summary"] == 1
     assert "gdc_slide_manifest" not in counts  # the sheet pins the slides
@@ -334,8 +336,9 @@ def test_pan_cancer_config_plans_every_project_from_project_ids_alone(tmp_path: 
     assert counts["download_cbioportal_study"] == len(cohorts) - 1
     assert counts["download_tcga_cdr"] == 1
     assert counts["download_slide"] == 2 * len(cohorts)  # LAML's sheet rows are not planned
-    models = yaml.safe_load((repo / "config/tcga.yaml").read_text())["training"]["models"]
-    assert counts["train"] == len(cohorts) * len(models) * 5
+    training = yaml.safe_load((repo / "config/tcga.yaml").read_text())["training"]
+    n_runs = len(training["models"]) * 5 * len(training["seeds"])  # folds x seeds
+    assert counts["train"] == len(cohorts) * n_runs
     log = proc.stdout + proc.stderr
     assert (
         "acquisition.omics.studies.TCGA-READ" in log and "coadread_tcga_pan_can_atlas_2018" in log

@@ -22,7 +22,7 @@ torch.set_num_threads(1)
 DIM = 32
 N_BINS = 4
 CONTRACT = (
-    ["case_id", "fold", "risk"]
+    ["case_id", "fold", "seed", "risk"]
     + [f"hazard_{j}" for j in range(N_BINS)]
     + [f"surv_{j}" for j in range(N_BINS)]
     + ["survival_months", "event", "censorship", "model", "cohort", "model_selection"]
@@ -206,7 +206,7 @@ def test_inner_val_selects_an_epoch_without_the_held_out_fold(cohort, tmp_path):
 @pytest.mark.parametrize(
     ("bad", "match"),
     [
-        ({"model_selection": "best_val"}, "model_selection='best_val' is not supported"),
+        ({"model_selection": "best_val"}, "model_selection='best_val' is not allowed"),
         ({"inner_val_fraction": 1.0}, r"inner_val_fraction must be in \(0, 1\)"),
         ({"epoch": 3}, r"unknown training params \['epoch'\]"),
         ({"grad_accum": 0}, "grad_accum must be >= 1"),
@@ -223,11 +223,11 @@ def test_bad_params(bad, match):
 
 
 def test_workflow_training_config_is_accepted():
-    # the workflow passes its whole `training:` block; models/seed/device are arguments
+    # the workflow passes its whole `training:` block; models/seeds/device are arguments
     p = resolve_params(
-        {"models": ["snn"], "seed": 1, "device": "auto", "protocol": "mcat", "epochs": 2}
+        {"models": ["snn"], "seeds": [1], "device": "auto", "protocol": "mcat", "epochs": 2}
     )
-    assert p["epochs"] == 2 and "seed" not in p and "protocol" not in p and p["lr"] == 2e-4
+    assert p["epochs"] == 2 and "seeds" not in p and "protocol" not in p and p["lr"] == 2e-4
 
 
 class _OomOffCpu(torch.nn.Module):

@@ -47,6 +47,43 @@ SOURCE_USER = "user"
 SOURCE_DEMO = "demo"
 SOURCE_DEFAULT = "default"
 
+# training.model_selection: which epoch's weights score the held-out fold. last_epoch and
+# inner_val never look at the held-out fold; the leaky one picks the epoch with the best
+# held-out c-index, on purpose and by this explicit name only (its results say "leaky").
+LEAKY_SELECTION = "best_test_epoch_leaky"
+MODEL_SELECTIONS = ("last_epoch", "inner_val", LEAKY_SELECTION)
+
+
+def model_selection_error(value: Any, key: str = "training.model_selection") -> str | None:
+    """The message refusing a model_selection value (None when allowed), naming key and values."""
+    if value in MODEL_SELECTIONS:
+        return None
+    return (
+        f"config key {key}={value!r} is not allowed; choose one of {list(MODEL_SELECTIONS)}. "
+        "Selecting the epoch (or early stopping) on the held-out fold inflates its c-index; "
+        "inner_val selects on a validation split of the training folds instead. If you insist "
+        f"on held-out selection, write {LEAKY_SELECTION}: every table and figure then says "
+        "'leaky' and prints the gap to the last epoch"
+    )
+
+
+def check_training_keys(config: Mapping[str, Any]) -> None:
+    """Refuse the replaced training.seed and held-out-fold epoch selection, before the schema."""
+    training = config.get("training") or {}
+    if "seed" in training:
+        raise ValueError(
+            f"training.seed was replaced by training.seeds: [{training['seed']}] "
+            "(one train job per cohort x model x fold x seed)"
+        )
+    checks = [("training.model_selection", training.get("model_selection", "last_epoch"))]
+    for model, over in (training.get("per_model") or {}).items():
+        if isinstance(over, Mapping) and "model_selection" in over:
+            checks.append((f"training.per_model.{model}.model_selection", over["model_selection"]))
+    for key, value in checks:
+        msg = model_selection_error(value, key)
+        if msg is not None:
+            raise ValueError(msg)
+
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Leaf values of a nested mapping by dotted path (an empty mapping is a leaf)."""

@@ -17,6 +17,7 @@ from mmsurv.config import (
     DEMO_CONFIG,
     apply_protocol,
     check_inputs_named,
+    check_training_keys,
     config_error_message,
     derive_defaults,
     effective_rows,
@@ -36,6 +37,8 @@ if DEMO_LOADED:
 
 
 PRESET_KEYS = apply_protocol(config, USER_CONFIG)
+# training.seed replaced by training.seeds; no epoch selection on the held-out fold
+check_training_keys(config)
 try:
     validate(config, schema="../schemas/config.schema.yaml")
 except WorkflowError as _err:
@@ -73,6 +76,8 @@ OUT = config["outdir"]
 COHORTS = list(config["cohorts"])
 MODELS = list(config["training"]["models"])
 FOLDS = list(range(config["splits"]["n_folds"]))
+# one train job per cohort x model x fold x seed
+SEEDS = list(config["training"]["seeds"])
 
 for _model in config["training"]["per_model"]:
     if _model not in MODEL_INPUTS:
@@ -299,7 +304,7 @@ def get_split_csvs(wildcards):
 
 
 def get_train_inputs(wildcards):
-    """Inputs of one cancer x model x fold job; pathology bags only for models that use them."""
+    """Inputs of one cancer x model x fold x seed job; pathology bags only for models using them."""
     cohort = wildcards.cohort
     inputs = {
         "omics": f"{OUT}/{cohort}/omics.parquet",
@@ -313,18 +318,30 @@ def get_train_inputs(wildcards):
 
 
 def predictions_of(cohort, model):
-    """Out-of-fold prediction files of one model on one cohort, all folds."""
-    return [f"{OUT}/{cohort}/train/{model}/fold{k}/predictions.parquet" for k in FOLDS]
+    """Out-of-fold prediction files of one model on one cohort, all seeds x folds."""
+    return [
+        f"{OUT}/{cohort}/train/{model}/seed{s}/fold{k}/predictions.parquet"
+        for s in SEEDS
+        for k in FOLDS
+    ]
 
 
 def get_all_predictions(wildcards=None):
-    """Every cancer x model x fold prediction file."""
+    """Every cancer x model x seed x fold prediction file."""
     return [p for c in COHORTS for m in MODELS for p in predictions_of(c, m)]
 
 
 def get_km_predictions(wildcards):
     """Predictions of the Kaplan-Meier model for one cohort."""
     return predictions_of(wildcards.cohort, config["evaluation"]["km_model"])
+
+
+def get_km_train_risks(wildcards):
+    """Training cases' risks of the KM model's fold runs (the honest KM's cutpoints)."""
+    return [
+        p.replace("predictions.parquet", "train_risks.parquet")
+        for p in get_km_predictions(wildcards)
+    ]
 
 
 def get_final_outputs(wildcards=None):

@@ -13,4 +13,5 @@ wildcard_constraints:
     slide=SLIDE_ID,
     model=MODEL_ID,
     fold=r"\d+",
+    seed=r"\d+",
     batch=r"\d+",

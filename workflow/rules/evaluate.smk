@@ -189,9 +189,11 @@ rule paired_table:
 
 
 rule km_figure:
-    """Kaplan-Meier curves of low vs high pooled out-of-fold risk at the maxstat cutpoint."""
+    """KM of low vs high out-of-fold risk: maxstat cutpoint on the held-out risks (optimistic)
+    beside each fold's cutpoint from its training cases (honest)."""
     input:
-        get_km_predictions,
+        predictions=get_km_predictions,
+        train_risks=get_km_train_risks,
     output:
         png=report(
             f"{OUT}/figures/km_{{cohort}}.png",

@@ -1,21 +1,23 @@
-# One job per cancer x model x fold, so a cluster trains every fold of every model in parallel.
+# One job per cancer x model x fold x seed (training.seeds), so a cluster trains every fold of
+# every model and seed in parallel.
 # The linear floors (scikit-survival Cox models) run on CPU: their jobs ask for no GPU.
 from mmsurv.model_catalog import LINEAR_FLOORS
 
 
 rule train:
-    """Train one model on the training folds and score the held-out fold."""
+    """Train one model (one seed) on the training folds and score the held-out fold."""
     input:
         unpack(get_train_inputs),
     output:
-        predictions=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/predictions.parquet",
-        checkpoint=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/checkpoint.pt",
-        train_log=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/train_log.tsv",
-        meta=f"{OUT}/{{cohort}}/train/{{model}}/fold{{fold}}/meta.json",
+        predictions=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/predictions.parquet",
+        train_risks=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/train_risks.parquet",
+        checkpoint=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/checkpoint.pt",
+        train_log=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/train_log.tsv",
+        meta=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/meta.json",
     log:
-        f"{OUT}/logs/train/{{cohort}}/{{model}}/fold{{fold}}.log",
+        f"{OUT}/logs/train/{{cohort}}/{{model}}/seed{{seed}}/fold{{fold}}.log",
     benchmark:
-        f"{OUT}/benchmarks/train/{{cohort}}/{{model}}/fold{{fold}}.tsv"
+        f"{OUT}/benchmarks/train/{{cohort}}/{{model}}/seed{{seed}}/fold{{fold}}.tsv"
     conda:
         "../../envs/mmsurv.yaml"
     threads: res("train", "threads")

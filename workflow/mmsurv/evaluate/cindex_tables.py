@@ -11,6 +11,13 @@ import numpy as np
 import pandas as pd
 from sksurv.exceptions import NoComparablePairException
 
+from mmsurv.evaluate.runs import (
+    check_unique_runs,
+    is_leaky,
+    leaky_note,
+    runs_phrase,
+    with_seed,
+)
 from mmsurv.evaluate.stats import (
     SurvivalInputError,
     _as_bool,
@@ -46,6 +53,30 @@ PREDICTION_COLUMNS = (
     "model_selection",
     "encoder_weights",
 )
+# cindex_folds.tsv: one row per cohort x model x fold x seed (a run)
+FOLD_COLUMNS = [
+    "cohort",
+    "model",
+    "fold",
+    "seed",
+    "cindex",
+    "n",
+    "n_events",
+    "model_selection",
+    "encoder_weights",
+]
+# cindex.csv: mean ± std over all fold x seed runs of each cohort x model
+SUMMARY_COLUMNS = [
+    "cohort",
+    "model",
+    "mean",
+    "std",
+    "n_folds",
+    "n_seeds",
+    "n_runs",
+    "ddof",
+    "model_selection",
+]
 RANDOM_INIT = "random-init"
 MISSING_CELL = "—"
 UNDEFINED_MARK = "†"  # marks a mean ± std over fewer folds: some fold's c-index is undefined
@@ -65,62 +96,60 @@ def _join_unique(values: pd.Series) -> str:
 
 
 def fold_cindex(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per-fold c-index (sksurv, higher risk = worse) for each cohort × model × fold.
+    """Per-run c-index (sksurv, higher risk = worse) for each cohort × model × fold × seed.
 
-    Returns columns cohort, model, fold, cindex, n, n_events, plus the provenance columns
-    model_selection and encoder_weights (distinct values in the group, '; '-joined) so that
+    Returns FOLD_COLUMNS: cohort, model, fold, seed, cindex, n, n_events, plus the provenance
+    columns model_selection and encoder_weights (distinct values in the group, '; '-joined), and
+    last_epoch_cindex when any prediction has it (best_test_epoch_leaky), so that
     tables written from it can state them. A fold whose c-index is undefined (no event among
     its held-out cases, or no comparable pair) gets NaN and a logged warning; bad inputs raise.
     """
     _require_columns(predictions, PREDICTION_COLUMNS, "predictions")
-    dup = predictions.duplicated(["cohort", "model", "case_id"], keep=False)
+    predictions = with_seed(predictions)
+    key = ["cohort", "model", "seed", "case_id"]
+    dup = predictions.duplicated(key, keep=False)
     if dup.any():
-        first = predictions.loc[dup, ["cohort", "model", "case_id"]].iloc[0].tolist()
+        first = list(predictions.loc[dup, key].to_dict("records")[0].values())
         raise ValueError(
-            f"predictions hold {int(dup.sum())} rows for repeated (cohort, model, case_id), "
-            f"e.g. {first}; each case must be scored once, by the fold that held it out"
+            f"predictions hold {int(dup.sum())} rows for repeated (cohort, model, seed, "
+            f"case_id), e.g. {first}; each case must be scored once per seed, by the fold "
+            "that held it out"
         )
+    leaky = "last_epoch_cindex" in predictions.columns
     rows = []
-    for (cohort, model, fold), g in predictions.groupby(["cohort", "model", "fold"], sort=True):
+    groups = predictions.groupby(["cohort", "model", "fold", "seed"], sort=True)
+    for (cohort, model, fold, seed), g in groups:
         try:
             cidx = _fold_value(g)
         except ValueError as err:
-            raise type(err)(f"cohort={cohort} model={model} fold={fold}: {err}") from err
+            where = f"cohort={cohort} model={model} fold={fold} seed={seed}"
+            raise type(err)(f"{where}: {err}") from err
         if math.isnan(cidx):
             log.warning(
-                "cohort=%s model=%s fold=%s: c-index undefined (%s among its %d held-out "
-                "cases); NaN in the tables",
+                "cohort=%s model=%s fold=%s seed=%s: c-index undefined (%s among its %d "
+                "held-out cases); NaN in the tables",
                 cohort,
                 model,
                 fold,
+                seed,
                 "no event" if not g["event"].astype(bool).any() else "no comparable pair",
                 len(g),
             )
-        rows.append(
-            {
-                "cohort": cohort,
-                "model": model,
-                "fold": int(fold),
-                "cindex": cidx,
-                "n": len(g),
-                "n_events": int(g["event"].astype(bool).sum()),
-                "model_selection": _join_unique(g["model_selection"]),
-                "encoder_weights": _join_unique(g["encoder_weights"]),
-            }
-        )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "cohort",
-            "model",
-            "fold",
-            "cindex",
-            "n",
-            "n_events",
-            "model_selection",
-            "encoder_weights",
-        ],
-    )
+        row = {
+            "cohort": cohort,
+            "model": model,
+            "fold": int(fold),
+            "seed": int(seed),
+            "cindex": cidx,
+            "n": len(g),
+            "n_events": int(g["event"].astype(bool).sum()),
+            "model_selection": _join_unique(g["model_selection"]),
+            "encoder_weights": _join_unique(g["encoder_weights"]),
+        }
+        if leaky:  # best_test_epoch_leaky runs: the held-out c-index of their last epoch
+            row["last_epoch_cindex"] = float(pd.to_numeric(g["last_epoch_cindex"]).mean())
+        rows.append(row)
+    return pd.DataFrame(rows, columns=FOLD_COLUMNS + (["last_epoch_cindex"] if leaky else []))
 
 
 def _fold_value(g: pd.DataFrame) -> float:
@@ -164,23 +193,37 @@ def summarize_cindex(
     cohort_order: Sequence[str] | None = None,
     decimals: int = 3,
 ) -> pd.DataFrame:
-    """Mean ± std of the per-fold c-index per model × cohort, long form in display order.
+    """Mean ± std of the per-run (fold x seed) c-index per model × cohort, in display order.
 
-    Columns: cohort, model, mean, std (``ddof``; 1 = sample std over folds), n_folds, ddof and
-    ``cell`` ("0.731 ± 0.034"). Models outside ``model_order`` are left out (the caller picks
-    the rows, e.g. Table 1 vs Table 2); named models or cohorts without results raise. Folds
-    with an undefined (NaN) c-index are left out of mean, std and n_folds; the cell then ends
-    in † (see :func:`undefined_fold_notes`), and reads "—†" when no fold is defined.
+    Columns: cohort, model, mean, std (``ddof``; 1 = sample std over all fold x seed runs),
+    n_folds and n_seeds (distinct ones with a defined c-index), n_runs (defined runs), ddof,
+    model_selection and ``cell`` ("0.731 ± 0.034"). Models outside ``model_order`` are left out
+    (the caller picks the rows, e.g. Table 1 vs Table 2); named models or cohorts without
+    results raise, and so do two rows of one cohort x model x fold x seed. Runs with an
+    undefined (NaN) c-index are left out of mean, std and the counts; the cell then ends in †
+    (see :func:`undefined_fold_notes`), and reads "—†" when no run is defined.
     """
     _require_columns(per_fold, ["cohort", "model", "fold", "cindex"], "per_fold")
+    per_fold = with_seed(per_fold)
+    check_unique_runs(per_fold)
     models = _ordered(per_fold["model"].unique().tolist(), model_order, "model")
     cohorts = _ordered(per_fold["cohort"].unique().tolist(), cohort_order, "cohort")
     sub = per_fold[per_fold["model"].isin(models) & per_fold["cohort"].isin(cohorts)]
+    if "model_selection" not in sub.columns:
+        sub = sub.assign(model_selection="")
+    defined = sub[sub["cindex"].notna()]
     agg = (
         sub.groupby(["cohort", "model"])["cindex"]
-        .agg(mean="mean", std=lambda s: s.std(ddof=ddof), n_folds="count", n_rows="size")
+        .agg(mean="mean", std=lambda s: s.std(ddof=ddof), n_runs="count", n_rows="size")
         .reset_index()
     )
+    counts = defined.groupby(["cohort", "model"]).agg(
+        n_folds=("fold", "nunique"), n_seeds=("seed", "nunique")
+    )
+    agg = agg.join(counts, on=["cohort", "model"])
+    agg[["n_folds", "n_seeds"]] = agg[["n_folds", "n_seeds"]].fillna(0).astype(int)
+    policy = sub.groupby(["cohort", "model"])["model_selection"].agg(_join_unique)
+    agg = agg.join(policy, on=["cohort", "model"])
     agg["ddof"] = ddof
     agg["cohort"] = pd.Categorical(agg["cohort"], categories=cohorts, ordered=True)
     agg["model"] = pd.Categorical(agg["model"], categories=models, ordered=True)
@@ -191,10 +234,10 @@ def summarize_cindex(
         (_cell(m, s, decimals) if np.isfinite(m) else MISSING_CELL)
         + (UNDEFINED_MARK if n < n_rows else "")
         for m, s, n, n_rows in zip(
-            agg["mean"], agg["std"], agg["n_folds"], agg["n_rows"], strict=True
+            agg["mean"], agg["std"], agg["n_runs"], agg["n_rows"], strict=True
         )
     ]
-    return agg[["cohort", "model", "mean", "std", "n_folds", "ddof", "cell"]]
+    return agg[SUMMARY_COLUMNS + ["cell"]]
 
 
 def _cell(mean: float, std: float, decimals: int) -> str:
@@ -259,7 +302,9 @@ def derive_notes(
 
     Adds a random-init encoder note whenever any model's predictions came from a
     ``random-init`` encoder (results then say nothing about the paper's ResNet50 features),
-    the model-selection policy when no note names it, and the std definition when none does.
+    the model-selection policy when no note names it, the std definition (over how many
+    folds x seeds = runs) when none does, and the "leaky" note with the gap to the last epoch
+    when any run chose its epoch on the held-out fold (best_test_epoch_leaky).
     Provenance is read from ``per_fold``'s encoder_weights/model_selection columns and, when
     given, from ``predictions``.
     """
@@ -282,12 +327,15 @@ def derive_notes(
         policies = sorted({str(p) for p in prov["model_selection"].dropna() if str(p)})
         if policies:
             out.append(f"model selection: {', '.join(policies)}")
-    if "std" not in text:
-        n_folds = _defined(per_fold).groupby(["cohort", "model"])["fold"].nunique()
-        folds = sorted(n_folds.unique())
-        nf = "/".join(map(str, folds))
+    if "std" not in text and not _defined(per_fold).empty:
         kind = "sample std" if ddof == 1 else "std"
-        out.append(f"std: {kind} over {nf} folds (ddof={ddof})")
+        out.append(f"std: {kind} (ddof={ddof}) over {runs_phrase(_defined(per_fold))}")
+    runs = per_fold
+    if ("cindex" not in per_fold.columns or per_fold.empty) and predictions is not None:
+        runs = fold_cindex(predictions) if is_leaky(predictions) else per_fold
+    leaky = leaky_note(runs)
+    if leaky is not None and not any(n.startswith("leaky:") for n in out):
+        out.append(leaky)
     out += [n for n in undefined_fold_notes(per_fold) if n not in out]
     return out
 
@@ -357,7 +405,9 @@ def undefined_fold_notes(per_fold: pd.DataFrame) -> list[str]:
     """
     notes = []
     for cohort, parts in undefined_fold_clauses(per_fold).items():
-        defined = per_fold[per_fold["cohort"] == cohort].groupby("model")["cindex"].count()
+        cf = per_fold[per_fold["cohort"] == cohort]
+        defined = cf[cf["cindex"].notna()].groupby("model")["fold"].nunique()
+        defined = defined.reindex(cf["model"].unique(), fill_value=0)
         span = _span(defined)
         rest = (
             "no fold is left for mean ± std (—)"
@@ -389,12 +439,16 @@ def provenance_rst(frame: pd.DataFrame) -> str:
         }.get(weights, "pretrained")
         parts.append(f"``{weights}`` ({what}) for {names}")
     policies = ", ".join(f"``{p}``" for p in sorted(set(frame["model_selection"].astype(str))))
-    group = ["cohort", "model"] if "cohort" in frame.columns else ["model"]
-    n_folds = sorted(set(frame.groupby(group)["fold"].nunique()))
-    folds = "/".join(map(str, n_folds))
+    leaky = (
+        " **Leaky:** some epochs were chosen on the held-out fold (``best_test_epoch_leaky``), "
+        "so those c-indices are inflated; the tables print the gap to the last epoch."
+        if is_leaky(frame)
+        else ""
+    )
     return (
         f"*Read from the predictions:* encoder weights {'; '.join(parts)}; "
-        f"model selection {policies}; {folds} cross-validation folds per model and cohort.\n"
+        f"model selection {policies}; {runs_phrase(frame, long=True)} per model and "
+        f"cohort.{leaky}\n"
     )
 
 
@@ -459,9 +513,7 @@ def write_cindex_tables(
         markup=True,
         decimals=decimals,
     )
-    csv_text = summary[["cohort", "model", "mean", "std", "n_folds", "ddof"]].to_csv(
-        index=False, float_format="%.6f"
-    )
+    csv_text = summary[SUMMARY_COLUMNS].to_csv(index=False, float_format="%.6f")
     write_text_atomic(out_csv, csv_text)
     write_text_atomic(out_md, _markdown(wide, all_notes))
     return summary

@@ -28,6 +28,7 @@ from sksurv.metrics import (
 )
 from sksurv.util import Surv
 
+from mmsurv.evaluate.runs import seed_mean_risk, with_seed
 from mmsurv.evaluate.stats import (
     SurvivalInputError,
     _as_bool,
@@ -326,7 +327,8 @@ def bootstrap_cindex(
 # pooled out-of-fold predictions
 # --------------------------------------------------------------------------------------------
 
-PER_FOLD_COLUMNS = ["cohort", "model", "fold", "metric", "horizon", "value", "note"]
+# metrics_folds.tsv: one row per cohort x model x fold x seed (a run) x metric x horizon
+PER_FOLD_COLUMNS = ["cohort", "model", "fold", "seed", "metric", "horizon", "value", "note"]
 SUMMARY_COLUMNS = [
     "cohort",
     "model",
@@ -345,6 +347,8 @@ SUMMARY_COLUMNS = [
     "n_bootstrap_valid",
     "seed",
     "n_cases",
+    "n_seeds",
+    "model_selection",
     "note",
 ]
 
@@ -418,9 +422,12 @@ def evaluate_predictions(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """td-AUC, IBS (per fold, then mean ± std) and the pooled c-index with a bootstrap CI.
 
-    ``predictions`` are pooled out-of-fold predictions (one row per cohort × model × case, with
-    surv_0..surv_{T-1}); ``bin_edges[(cohort, model, fold)]`` are that fold's T + 1 edges.
-    For fold k the training cases are the cohort's cases of the other folds. ``horizons``
+    ``predictions`` are pooled out-of-fold predictions (one row per cohort × model × seed ×
+    case, with surv_0..surv_{T-1}); ``bin_edges[(cohort, model, fold, seed)]`` (or, for one
+    seed, ``[(cohort, model, fold)]``) are that run's T + 1 edges. For fold k the training
+    cases are the cohort's cases of the other folds. td-AUC and IBS are computed per fold x
+    seed run and averaged over all runs; the pooled c-index uses each case's risk averaged
+    over the seeds (:func:`runs.seed_mean_risk`). ``horizons``
     (months) apply to every cohort; when empty or None, each cohort uses ``horizon_quantiles``
     of its death times. Returns (per-fold values, summary) with the columns PER_FOLD_COLUMNS
     and SUMMARY_COLUMNS; undefined values are NaN with the reason in ``note``.
@@ -434,6 +441,7 @@ def evaluate_predictions(
         raise SurvivalInputError(f"ibs_points must be >= 2, got {ibs_points}")
     if ibs_range is not None and not (len(ibs_range) == 2 and 0 <= ibs_range[0] < ibs_range[1]):
         raise SurvivalInputError(f"ibs_range must be [start, end], 0 <= start < end: {ibs_range}")
+    predictions = with_seed(predictions)
     cohorts = list(cohort_order) if cohort_order else sorted(predictions["cohort"].unique())
     fold_rows: list[dict[str, Any]] = []
     summary_rows: list[dict[str, Any]] = []
@@ -473,27 +481,29 @@ def evaluate_predictions(
 
 def _evaluate_model(
     mp: pd.DataFrame,
-    bin_edges: Mapping[tuple[str, str, int], Sequence[float]],
+    bin_edges: Mapping[tuple[Any, ...], Sequence[float]],
     hz: np.ndarray,
     grid: np.ndarray | None,
     grid_note: str,
-) -> tuple[list[int], list[dict[str, Any]]]:
-    """Per-fold td-AUC at ``hz`` and IBS on ``grid`` of one cohort × model (PER_FOLD_COLUMNS)."""
+) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
+    """Per-run (fold x seed) td-AUC at ``hz`` and IBS on ``grid`` of one cohort × model."""
     cohort, model = str(mp["cohort"].iloc[0]), str(mp["model"].iloc[0])
     scols = surv_columns(list(mp.columns))
-    folds = sorted(int(k) for k in mp["fold"].unique())
+    runs = sorted({(int(k), int(s)) for k, s in zip(mp["fold"], mp["seed"], strict=True)})
     rows: list[dict[str, Any]] = []
-    for k in folds:
-        if (cohort, model, k) not in bin_edges:
-            raise ValueError(f"no bin edges for cohort={cohort} model={model} fold={k}")
-        test, train = mp[mp["fold"] == k], mp[mp["fold"] != k]
+    for k, seed in runs:
+        edges = bin_edges.get((cohort, model, k, seed), bin_edges.get((cohort, model, k)))
+        if edges is None:
+            raise ValueError(f"no bin edges for cohort={cohort} model={model} fold={k} seed={seed}")
+        ms = mp[mp["seed"] == seed]
+        test, train = ms[ms["fold"] == k], ms[ms["fold"] != k]
         args = (
             train["survival_months"].to_numpy(float),
             train["event"].to_numpy(bool),
             test["survival_months"].to_numpy(float),
             test["event"].to_numpy(bool),
             test[scols].to_numpy(float),
-            bin_edges[(cohort, model, k)],
+            edges,
         )
         try:
             aucs = time_dependent_auc(*args, hz)
@@ -503,17 +513,18 @@ def _evaluate_model(
                 else MetricValue(math.nan, grid_note)
             )
         except SurvivalInputError as err:
-            raise SurvivalInputError(f"cohort={cohort} model={model} fold={k}: {err}") from err
-        base = {"cohort": cohort, "model": model, "fold": k}
+            where = f"cohort={cohort} model={model} fold={k} seed={seed}"
+            raise SurvivalInputError(f"{where}: {err}") from err
+        base = {"cohort": cohort, "model": model, "fold": k, "seed": seed}
         for h, mv in zip(hz, aucs, strict=True):
             rows.append({**base, "metric": "td_auc", "horizon": float(h), **_mv(mv)})
         rows.append({**base, "metric": "ibs", "horizon": math.nan, **_mv(ibs)})
-    return folds, rows
+    return runs, rows
 
 
 def _summarize_model(
     mp: pd.DataFrame,
-    folds: list[int],
+    folds: list[tuple[int, int]],
     rows: list[dict[str, Any]],
     hz: np.ndarray,
     sources: Sequence[str],
@@ -524,18 +535,26 @@ def _summarize_model(
     seed: int,
     ci_level: float,
 ) -> list[dict[str, Any]]:
-    """Summary rows (SUMMARY_COLUMNS) of one cohort × model from its per-fold rows."""
+    """Summary rows (SUMMARY_COLUMNS) of one cohort × model from its per-run rows.
+
+    ``folds``: its (fold, seed) runs; n_folds counts them (the mean ± std are over all runs).
+    """
+    pooled = seed_mean_risk(mp)  # one row per case, its risk averaged over the seeds
     base = {
         "cohort": str(mp["cohort"].iloc[0]),
         "model": str(mp["model"].iloc[0]),
-        "n_cases": len(mp),
+        "n_cases": len(pooled),
+        "n_seeds": int(mp["seed"].nunique()),
+        "model_selection": "; ".join(
+            sorted(set(mp["model_selection"].astype(str))) if "model_selection" in mp else []
+        ),
         "ddof": ddof,
         "n_folds": len(folds),
     }
     boot = bootstrap_cindex(
-        mp["survival_months"].to_numpy(float),
-        mp["event"].to_numpy(bool),
-        mp["risk"].to_numpy(float),
+        pooled["survival_months"].to_numpy(float),
+        pooled["event"].to_numpy(bool),
+        pooled["risk"].to_numpy(float),
         n_bootstrap=n_bootstrap,
         seed=seed,
         level=ci_level,
@@ -551,7 +570,9 @@ def _summarize_model(
             "n_bootstrap": boot.n_bootstrap,
             "n_bootstrap_valid": boot.n_valid,
             "seed": boot.seed,
-            "note": "pooled out-of-fold risk; percentile bootstrap over cases",
+            "note": "pooled out-of-fold risk"
+            + (" (each case's mean over the seeds)" if base["n_seeds"] > 1 else "")
+            + "; percentile bootstrap over cases",
         }
     ]
     groups = [("td_auc", float(h), src) for h, src in zip(hz, sources, strict=True)]
@@ -570,11 +591,16 @@ def _summarize_model(
                 "n_folds_defined": n_def,
                 "note": _join_notes(
                     [ibs_note if metric == "ibs" else ""]
-                    + [f"fold {r['fold']}: {r['note']}" for r in sel if r["note"]]
+                    + [_run_label(r, base["n_seeds"]) + f": {r['note']}" for r in sel if r["note"]]
                 ),
             }
         )
     return out
+
+
+def _run_label(row: Mapping[str, Any], n_seeds: int) -> str:
+    """'fold 2' for a model trained with one seed, else 'fold 2 seed 3'."""
+    return f"fold {row['fold']}" + (f" seed {row['seed']}" if n_seeds > 1 else "")
 
 
 def _mv(mv: MetricValue) -> dict[str, Any]:

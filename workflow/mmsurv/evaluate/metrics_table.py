@@ -24,8 +24,9 @@ def no_event_folds(predictions: pd.DataFrame) -> tuple[set[tuple[str, str]], lis
 
     Such a fold defines no td-AUC and no IBS; the pooled c-index still uses all its cases.
     """
+    once = predictions.drop_duplicates(["cohort", "model", "fold", "case_id"])  # seeds: once
     folds = (
-        predictions.assign(event=predictions["event"].astype(bool))
+        once.assign(event=once["event"].astype(bool))
         .groupby(["cohort", "model", "fold"], sort=True)["event"]
         .agg(n="size", n_events="sum")
         .reset_index()

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
+from mmsurv.evaluate.runs import check_unique_runs, is_leaky, leaky_note, seed_mean_risk
 from mmsurv.evaluate.stats import (
     SurvivalInputError,
     _check,
@@ -123,6 +124,7 @@ PAIRED_COLUMNS = [
     "n_bootstrap",
     "n_bootstrap_valid",
     "seed",
+    "model_selection",
 ]
 
 
@@ -139,9 +141,13 @@ def paired_table(
 
     ``per_run``: the per-fold c-index table (cohort, model, fold[, seed], cindex) whose runs are
     paired on every key column present; ``predictions``: the pooled out-of-fold risks, paired on
-    the cases both models scored. A positive delta means the model beats the reference.
+    the cases both models scored (each case's risk averaged over the training seeds). A
+    positive delta means the model beats the reference. ``model_selection`` joins both models'
+    policies (it reads best_test_epoch_leaky when either chose epochs on the held-out fold).
     """
     keys = [k for k in ("fold", "seed") if k in per_run.columns]
+    check_unique_runs(per_run)
+    predictions = seed_mean_risk(predictions)  # one risk per case: its mean over the seeds
     ref_runs = per_run[per_run["model"] == reference]
     ref_preds = predictions[predictions["model"] == reference]
     if ref_runs.empty:
@@ -188,13 +194,28 @@ def paired_table(
                 "n_bootstrap": d.n_bootstrap,
                 "n_bootstrap_valid": d.n_valid,
                 "seed": d.seed,
+                "model_selection": _policies(runs, ref),
             }
         )
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
-def paired_markdown(table: pd.DataFrame, alpha: float = 0.05) -> str:
-    """The paired table as Markdown with its test named and significant rows marked *."""
+def _policies(*frames: pd.DataFrame) -> str:
+    """Distinct model_selection values of the frames' runs, '; '-joined ('' without the column)."""
+    values = {
+        str(v) for f in frames if "model_selection" in f.columns for v in f["model_selection"]
+    }
+    return "; ".join(sorted(values))
+
+
+def paired_markdown(
+    table: pd.DataFrame, alpha: float = 0.05, per_run: pd.DataFrame | None = None
+) -> str:
+    """The paired table as Markdown with its test named and significant rows marked *.
+
+    With ``per_run`` (the per-run c-index table) it ends with the leaky note when any run chose
+    its epoch on the held-out fold (best_test_epoch_leaky).
+    """
     head = (
         "| cohort | model | vs | runs | mean Δ over runs | p | cases | pooled Δ c-index "
         "[CI] |\n|---|---|---|---:|---:|---:|---:|---|\n"
@@ -211,9 +232,13 @@ def paired_markdown(table: pd.DataFrame, alpha: float = 0.05) -> str:
         f"* p < {alpha}. With 5 runs (5 folds, one seed) no rank test can reach p < 0.05 "
         f"(smallest p 0.0625): repeated seeds are needed for that. Pooled Δ: c-index of the pooled "
         f"out-of-fold risks on the cases both models scored, {level} percentile bootstrap CI, "
-        "the same resampled cases for both models.\n"
+        "the same resampled cases for both models; with several training seeds each case's "
+        "risk is its mean over the seeds.\n"
     )
-    return head + body + notes
+    leaky = leaky_note(per_run) if per_run is not None else None
+    if leaky is None and "model_selection" in table.columns and is_leaky(table):
+        leaky = "leaky: epochs chosen on the held-out fold (best_test_epoch_leaky)"
+    return head + body + notes + (f"\n{leaky}\n" if leaky else "")
 
 
 def write_paired_outputs(
@@ -231,7 +256,9 @@ def write_paired_outputs(
     from mmsurv.evaluate.stage import read_predictions
     from mmsurv.io import atomic_path, write_text_atomic
 
-    per_run = pd.read_csv(folds_tsv, sep="\t", dtype={"cohort": str, "model": str})
+    per_run = pd.read_csv(
+        folds_tsv, sep="\t", dtype={"cohort": str, "model": str, "model_selection": str}
+    )
     table = paired_table(
         per_run,
         read_predictions(prediction_files),
@@ -242,5 +269,5 @@ def write_paired_outputs(
     )
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
-    write_text_atomic(out_md, paired_markdown(table))
+    write_text_atomic(out_md, paired_markdown(table, per_run=per_run))
     return table

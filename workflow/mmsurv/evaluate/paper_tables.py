@@ -20,6 +20,7 @@ from mmsurv.evaluate.cindex_tables import (
     summarize_cindex,
     undefined_cells,
 )
+from mmsurv.evaluate.runs import is_leaky
 from mmsurv.io import write_text_atomic
 from mmsurv.model_catalog import LINEAR_FLOORS, model_inputs
 
@@ -112,7 +113,10 @@ LONG_COLUMNS = [
     "mean",
     "std",
     "n_folds",
+    "n_seeds",
+    "n_runs",
     "ddof",
+    "model_selection",
     "rank",
     "published_column",
     "paper_mean",
@@ -316,7 +320,7 @@ def render_markdown(
     header = ["Method"] + (["P", "G"] if spec.modality_columns else [])
     for cohort in cohort_order:
         header += [cohort] + ([f"{cohort} paper", f"{cohort} Δ"] if pub else [])
-    lines = [f"**{spec.title}**", ""]
+    lines = [f"**{spec.title}{_leaky_caption(long)}**", ""]
     if long.empty:
         lines.append(
             f"No model of this table is configured (training.models); it lists "
@@ -374,6 +378,13 @@ def tex_escape(text: str) -> str:
 _TEX_MARK = {1: r"\textbf{{{}}}", 2: r"\underline{{{}}}", 0: "{}"}
 
 
+def _leaky_caption(long: pd.DataFrame) -> str:
+    """' (leaky: epochs chosen on the held-out fold)' when any row's runs chose so, else ''."""
+    if "model_selection" in long.columns and is_leaky(long):
+        return " (leaky: epochs chosen on the held-out fold)"
+    return ""
+
+
 def render_latex(
     long: pd.DataFrame,
     spec: PaperTable,
@@ -398,7 +409,7 @@ def render_latex(
         "\\usepackage{amssymb}",
         r"\begin{table}[htbp]",
         r"  \centering",
-        f"  \\caption{{{tex_escape(spec.title)}}}",
+        f"  \\caption{{{tex_escape(spec.title + _leaky_caption(long))}}}",
         f"  \\label{{{label or 'tab:' + spec.key}}}",
     ]
     if long.empty:

@@ -20,7 +20,15 @@ from mmsurv.evaluate.cindex_tables import (
 from mmsurv.evaluate.metrics import evaluate_predictions
 from mmsurv.evaluate.metrics_table import metrics_markdown, no_event_folds
 from mmsurv.evaluate.paper_tables import PAPER_TABLES, read_published, write_paper_table
-from mmsurv.evaluate.stats import km_groups
+from mmsurv.evaluate.runs import (
+    DEFAULT_SEED,
+    is_leaky,
+    leaky_note,
+    runs_phrase,
+    seed_mean_risk,
+    with_seed,
+)
+from mmsurv.evaluate.stats import honest_km_groups, km_groups
 from mmsurv.io import atomic_path, json_default, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -36,16 +44,16 @@ def read_predictions(files: Sequence[PathLike]) -> pd.DataFrame:
 
 
 def _cindex_notes(per_fold: pd.DataFrame, policies: list[str], *, ddof: int) -> list[str]:
-    """Table notes: the model-selection policy and how many folds each mean ± std is over."""
+    """Table notes: the model-selection policy, how many fold x seed runs each mean ± std is
+    over, and (best_test_epoch_leaky) the leaky note with the gap to the last epoch."""
     defined = per_fold[per_fold["cindex"].notna()] if "cindex" in per_fold else per_fold
-    n_folds = defined.groupby(["cohort", "model"])["fold"].nunique()
-    lo, hi = (int(n_folds.min()), int(n_folds.max())) if len(n_folds) else (0, 0)
     kind = "sample std" if ddof == 1 else "population std"
+    leaky = leaky_note(per_fold)
     return [
-        f"model selection: {', '.join(policies)} (the held-out fold never picks an epoch)",
-        f"mean ± {kind} (ddof={ddof}) over {lo}–{hi} folds"
-        if lo != hi
-        else f"mean ± {kind} (ddof={ddof}) over {hi} folds",
+        f"model selection: {', '.join(policies)}"
+        + ("" if leaky else " (the held-out fold never picks an epoch)"),
+        f"mean ± {kind} (ddof={ddof}) over {runs_phrase(defined)}",
+        *([leaky] if leaky else []),
     ]
 
 
@@ -87,9 +95,11 @@ def write_cindex_outputs(
     return per_fold
 
 
-def read_bin_edges(prediction_files: Sequence[PathLike]) -> dict[tuple[str, str, int], list[float]]:
-    """Bin edges per (cohort, model, fold) from the meta.json beside each predictions file."""
-    edges: dict[tuple[str, str, int], list[float]] = {}
+def read_bin_edges(
+    prediction_files: Sequence[PathLike],
+) -> dict[tuple[str, str, int, int], list[float]]:
+    """Bin edges per (cohort, model, fold, seed) from the meta.json beside each predictions file."""
+    edges: dict[tuple[str, str, int, int], list[float]] = {}
     for f in prediction_files:
         meta_path = Path(f).parent / "meta.json"
         if not meta_path.exists():
@@ -101,9 +111,9 @@ def read_bin_edges(prediction_files: Sequence[PathLike]) -> dict[tuple[str, str,
         missing = [k for k in ("cohort", "model", "fold", "bin_edges") if k not in meta]
         if missing:
             raise ValueError(f"{meta_path} lacks key(s) {missing}")
-        edges[(str(meta["cohort"]), str(meta["model"]), int(meta["fold"]))] = [
-            float(x) for x in meta["bin_edges"]
-        ]
+        seed = int(meta.get("seed", DEFAULT_SEED))  # as with_seed reads seedless predictions
+        key = (str(meta["cohort"]), str(meta["model"]), int(meta["fold"]), seed)
+        edges[key] = [float(x) for x in meta["bin_edges"]]
     return edges
 
 
@@ -130,7 +140,7 @@ def write_paper_tables(
         sep="\t",
         dtype={"cohort": str, "model": str, "encoder_weights": str, "model_selection": str},
         keep_default_na=False,
-        na_values={"cindex": ["", "NaN", "nan"]},
+        na_values={c: ["", "NaN", "nan"] for c in ("cindex", "last_epoch_cindex")},
     )
     unknown = sorted(set(outputs) - set(PAPER_TABLES))
     if unknown:
@@ -212,8 +222,8 @@ def write_metrics_outputs(
         "(IPCW) estimated on that fold's training cases; follow-up beyond the last training time "
         "is censored there; shown as mean ± "
         + ("sample std" if ddof == 1 else "population std")
-        + f" (ddof={ddof}) over folds, (k/n) when only k of "
-        "n folds define the value (reasons in the CSV's note column)",
+        + f" (ddof={ddof}) over {runs_phrase(preds)}, (k/n) when only k of "
+        "n runs define the value (reasons in the CSV's note column)",
         "horizons: "
         + (
             "configured (evaluation.horizons)"
@@ -222,7 +232,8 @@ def write_metrics_outputs(
             "(evaluation.horizons empty)"
         ),
         f"c-index pooled: one c-index over all out-of-fold risks (each case scored by the fold "
-        f"that held it out), {100 * ci_level:g}% percentile bootstrap CI over cases "
+        "that held it out; with several training seeds, its risk averaged over the seeds), "
+        f"{100 * ci_level:g}% percentile bootstrap CI over cases "
         f"({n_bootstrap} resamples, seed {seed})",
     ]
     flagged = summary[
@@ -263,21 +274,33 @@ def km_figure_from_predictions(
     n_perm: int = 1000,
     seed: int = 0,
     out_prov: PathLike | None = None,
+    train_risk_files: Sequence[PathLike] | None = None,
 ) -> dict[str, Any]:
     """Pool out-of-fold risks, split at the maxstat cutpoint, draw KM and save the statistics.
 
+    With ``train_risk_files`` (each fold run's train_risks.parquet) the figure has a second
+    panel, the honest split (:func:`honest_km`), and km_stats.json its numbers under
+    ``honest``. With several training seeds each case's risk is its mean over the seeds
+    (runs.seed_mean_risk) in both panels.
     ``out_prov``: optional reStructuredText provenance line for the report caption.
     """
     # Imported here, not at module level: plots loads matplotlib (about a second, and it sets
     # the Agg backend), which the table rules importing mmsurv.evaluate do not need.
-    from mmsurv.evaluate.plots import plot_km
+    from mmsurv.evaluate.plots import OPTIMISTIC_LABEL, plot_km, plot_km_two_ways
 
-    preds = read_predictions(prediction_files)
+    every_seed = read_predictions(prediction_files)
     if out_prov is not None:
-        write_text_atomic(out_prov, provenance_rst(preds))
-    dup = preds["case_id"][preds["case_id"].duplicated()].unique()
-    if len(dup):
+        write_text_atomic(out_prov, provenance_rst(every_seed))
+    twice = with_seed(every_seed).duplicated(["case_id", "seed"])
+    if twice.any():
+        dup = every_seed.loc[twice, "case_id"].unique()
         raise ValueError(f"{cohort}: case(s) scored by more than one fold: {list(dup[:10])}")
+    preds = seed_mean_risk(every_seed)  # one risk per case: the mean over the seeds
+    seeds = sorted(int(x) for x in with_seed(every_seed)["seed"].unique())
+    honest = None
+    if train_risk_files is not None:
+        train = read_predictions(train_risk_files)
+        honest = honest_km(every_seed, train, minprop=minprop, maxprop=maxprop)
     time = preds["survival_months"].to_numpy(float)
     event = preds["event"].to_numpy(bool)
     risk = preds["risk"].to_numpy(float)
@@ -286,21 +309,116 @@ def km_figure_from_predictions(
     )
     model = ", ".join(sorted(set(preds["model"])))
     weights = ", ".join(sorted(set(preds["encoder_weights"].astype(str))))
-    plot_km(
-        time,
-        event,
-        risk > groups["cutpoint"],  # the high-risk group, as km_groups splits it
-        title=f"{cohort}: {model}, pooled out-of-fold risk",
-        cutpoint=groups["cutpoint"],
-        p_logrank=groups["logrank_p"],
-        p_maxstat=groups["p_maxstat_lau92"],
-        out_png=str(out_png),
-        out_pdf=str(out_pdf),
-        subtitle=f"encoder weights: {weights}",
-    )
+    runs = f", mean over {len(seeds)} seeds" if len(seeds) > 1 else ""
+    leaky = " (leaky: epochs chosen on the held-out fold)" if is_leaky(every_seed) else ""
+    labels = {
+        "title": f"{cohort}: {model}, pooled out-of-fold risk{runs}{leaky}",
+        "cutpoint": groups["cutpoint"],
+        "p_logrank": groups["logrank_p"],
+        "p_maxstat": groups["p_maxstat_lau92"],
+        "out_png": str(out_png),
+        "out_pdf": str(out_pdf),
+        "subtitle": f"encoder weights: {weights}",
+    }
+    high = risk > groups["cutpoint"]  # the high-risk group, as km_groups splits it
+    if honest is None:
+        plot_km(time, event, high, **labels)
+    else:
+        plot_km_two_ways(
+            time,
+            event,
+            high,
+            honest.pop("high"),
+            honest_cutpoints=honest["cutpoints"],
+            honest_p_logrank=honest["logrank_p"],
+            **labels,
+        )
     scalars = {k: v for k, v in groups.items() if k not in ("maxstat", "logrank")}
     stats = {"cohort": cohort, "model": model, "encoder_weights": weights, **scalars}
     stats["n_events"] = int(event.sum())
+    stats["seeds"] = seeds
+    stats["leaky"] = bool(leaky)  # best_test_epoch_leaky: epochs chosen on the held-out fold
+    stats["optimistic_label"] = OPTIMISTIC_LABEL
+    if honest is not None:
+        stats["honest"] = honest
     write_text_atomic(out_json, json.dumps(stats, indent=2, default=json_default) + "\n")
     log.info("%s KM: %s", cohort, stats)
     return stats
+
+
+def _seed_mean_train(train: pd.DataFrame) -> pd.DataFrame:
+    """One row per fold x training case: its risk averaged over the seeds of that fold's runs."""
+    frame = with_seed(train)
+    twice = frame.duplicated(["fold", "case_id", "seed"])
+    if twice.any():
+        first = frame.loc[twice, ["fold", "case_id", "seed"]].iloc[0].tolist()
+        raise ValueError(f"train risks list (fold, case_id, seed) {first} more than once")
+    grouped = frame.groupby(["fold", "case_id"], sort=False)
+    out = grouped[["survival_months", "event"]].first()
+    out["risk"] = grouped["risk"].mean()
+    if "inner_val" in frame:
+        out["inner_val"] = grouped["inner_val"].any()  # in some seed's inner validation
+    return out.reset_index()
+
+
+def honest_km(
+    preds: pd.DataFrame, train: pd.DataFrame, *, minprop: float = 0.1, maxprop: float = 0.9
+) -> dict[str, Any]:
+    """Each fold's maxstat cutpoint on its training cases' risks, applied to its held-out cases.
+
+    ``preds``: the fold runs' predictions; ``train``: their train_risks.parquet rows. With
+    several seeds, each case's risk is its mean over the seeds, on both sides (an ensemble of
+    each fold's seed runs, still fitted on that fold's training cases only), and each seed's
+    own result is under ``by_seed``. Refuses a fold whose training rows include one of its
+    held-out cases. Returns :func:`stats.honest_km_groups`'s result (``high`` in the row order
+    of ``runs.seed_mean_risk(preds)``).
+    """
+    from mmsurv.evaluate.plots import HONEST_LABEL  # matplotlib: see km_figure_from_predictions
+
+    preds, train = with_seed(preds), with_seed(train)
+    _check_no_leak(preds, train)
+    seeds = sorted(int(x) for x in preds["seed"].unique())
+    by_seed = {}
+    for s in seeds if len(seeds) > 1 else []:
+        res = _honest_one_run(
+            preds[preds["seed"] == s], train[train["seed"] == s], minprop, maxprop
+        )
+        by_seed[s] = {k: res[k] for k in ("logrank_p", "n_low", "n_high", "cutpoints")}
+    train_mean = _seed_mean_train(train[train["seed"].isin(seeds)])
+    res = _honest_one_run(seed_mean_risk(preds), train_mean, minprop, maxprop)
+    res["label"] = HONEST_LABEL
+    res["seeds"] = seeds
+    res["n_train_rows"] = len(train_mean)
+    res["inner_val_rows"] = int(train_mean["inner_val"].sum()) if "inner_val" in train else 0
+    if by_seed:
+        res["by_seed"] = by_seed
+    return res
+
+
+def _check_no_leak(preds: pd.DataFrame, train: pd.DataFrame) -> None:
+    """Refuse training-case risks of a fold that include one of that fold's held-out cases."""
+    held = preds.groupby("fold")["case_id"].apply(set).to_dict()
+    for fold, rows in train.groupby("fold"):
+        leaked = set(rows["case_id"]) & held.get(fold, set())
+        if leaked:
+            raise ValueError(
+                f"train risks of fold {fold} include its held-out case(s) {sorted(leaked)[:10]}"
+            )
+
+
+def _honest_one_run(
+    preds: pd.DataFrame, train: pd.DataFrame, minprop: float, maxprop: float
+) -> dict[str, Any]:
+    """honest_km_groups on fold runs with one risk per case (one seed, or the seed means)."""
+    return honest_km_groups(
+        train["fold"].to_numpy(),
+        train["risk"].to_numpy(float),
+        train["survival_months"].to_numpy(float),
+        train["event"].to_numpy(bool),
+        preds["fold"].to_numpy(),
+        preds["risk"].to_numpy(float),
+        preds["survival_months"].to_numpy(float),
+        preds["event"].to_numpy(bool),
+        minprop=minprop,
+        maxprop=maxprop,
+    )

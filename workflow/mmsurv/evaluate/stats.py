@@ -24,12 +24,14 @@ __all__ = [
     "MaxstatResult",
     "SurvivalInputError",
     "concordance_index",
+    "honest_km_groups",
     "km_groups",
     "logrank_scores",
     "logrank_test",
     "maxstat_cutpoint",
     "maxstat_permutation_p",
     "pvalue_lausen92",
+    "train_fold_cutpoints",
 ]
 
 
@@ -445,4 +447,112 @@ def km_groups(
         "minprop": ms.minprop,
         "maxprop": ms.maxprop,
         "n_candidates": len(ms.cutpoints),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# honest KM: cutpoints learned on each fold's training cases, applied to its held-out cases
+# --------------------------------------------------------------------------------------------
+
+
+def train_fold_cutpoints(
+    train_fold: Any,
+    train_risk: Any,
+    train_time: Any,
+    train_event: Any,
+    *,
+    minprop: float = 0.1,
+    maxprop: float = 0.9,
+) -> dict[Any, MaxstatResult]:
+    """The maxstat cutpoint of each fold, found on that fold's *training* cases' risks only.
+
+    ``train_fold`` labels each training-case row with the fold whose model scored it (a case is
+    a training case of every fold but its own, so it appears once per such fold). Returns
+    ``{fold: MaxstatResult}`` in sorted fold order; held-out risks never enter.
+    """
+    folds = _as_1d(train_fold, "train_fold")
+    t, e, r = _check(train_time, train_event, train_risk, risk_name="train_risk")
+    if len(folds) != len(t):
+        raise SurvivalInputError(
+            f"train_fold and train_risk must have the same length, got {len(folds)} and {len(t)}"
+        )
+    out: dict[Any, MaxstatResult] = {}
+    for fold in sorted(set(folds.tolist())):
+        rows = folds == fold
+        try:
+            out[fold] = maxstat_cutpoint(
+                t[rows], e[rows], r[rows], minprop=minprop, maxprop=maxprop
+            )
+        except SurvivalInputError as err:
+            raise SurvivalInputError(f"fold {fold!r} training cases: {err}") from err
+    return out
+
+
+def honest_km_groups(
+    train_fold: Any,
+    train_risk: Any,
+    train_time: Any,
+    train_event: Any,
+    test_fold: Any,
+    test_risk: Any,
+    test_time: Any,
+    test_event: Any,
+    *,
+    minprop: float = 0.1,
+    maxprop: float = 0.9,
+) -> dict[str, Any]:
+    """High/low risk of each held-out case by its fold's training-case cutpoint, and the log-rank
+    test of the pooled held-out groups.
+
+    The cutpoints are not chosen on the held-out cases, so the plain two-group log-rank p is
+    valid (no maxstat correction). Returns ``high`` (bool per held-out case, risk > its fold's
+    cutpoint), ``cutpoints`` ``{fold: cutpoint}``, per-fold ``folds`` rows (training n, maxstat M
+    and Lau92 p on the training cases, held-out n_low/n_high) and the pooled log-rank numbers
+    (``logrank_p`` and ``logrank_statistic`` are None when a group is empty).
+    """
+    cuts = train_fold_cutpoints(
+        train_fold, train_risk, train_time, train_event, minprop=minprop, maxprop=maxprop
+    )
+    folds = _as_1d(test_fold, "test_fold")
+    t, e, r = _check(test_time, test_event, test_risk, risk_name="test_risk")
+    if len(folds) != len(t):
+        raise SurvivalInputError(
+            f"test_fold and test_risk must have the same length, got {len(folds)} and {len(t)}"
+        )
+    no_cut = sorted(set(folds.tolist()) - set(cuts))
+    if no_cut:
+        raise SurvivalInputError(f"held-out fold(s) {no_cut} have no training-case risks")
+    cut_of_case = np.array([cuts[f].cutpoint for f in folds.tolist()], dtype=np.float64)
+    high = r > cut_of_case
+    per_fold = []
+    for fold, ms in cuts.items():
+        rows = folds == fold
+        per_fold.append(
+            {
+                "fold": fold,
+                "cutpoint": ms.cutpoint,
+                "n_train": ms.n,
+                "train_statistic": ms.statistic,
+                "train_p_maxstat_lau92": ms.p_value,
+                "n_test": int(rows.sum()),
+                "n_low": int((rows & ~high).sum()),
+                "n_high": int((rows & high).sum()),
+            }
+        )
+    n_high = int(high.sum())
+    both = 0 < n_high < len(high)
+    lr = logrank_test(t, e, high) if both else None
+    return {
+        "high": high,
+        "cutpoints": {fold: ms.cutpoint for fold, ms in cuts.items()},
+        "folds": per_fold,
+        "logrank_statistic": None if lr is None else lr.statistic,
+        "logrank_p": None if lr is None else lr.p_value,
+        "n": len(high),
+        "n_low": len(high) - n_high,
+        "n_high": n_high,
+        "events_low": int(e[~high].sum()),
+        "events_high": int(e[high].sum()),
+        "minprop": float(minprop),
+        "maxprop": float(maxprop),
     }

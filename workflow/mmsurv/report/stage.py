@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from mmsurv.config import LEAKY_SELECTION
 from mmsurv.io import write_text_atomic
 from mmsurv.model_catalog import model_inputs
 
@@ -46,6 +47,7 @@ def write_run_summary(
     else:
         encoder = "not used (no configured model reads pathology)"
     n_folds = config["splits"]["n_folds"]
+    seeds = list(config["training"]["seeds"])
     folds = {
         "user": f"{n_folds} from the user's split CSVs",
         "site": f"{n_folds} site-preserved, stratified by event (seed {config['splits']['seed']})",
@@ -58,9 +60,15 @@ def write_run_summary(
         "",
         f"- data source: {config['data_source']}",
         f"- encoder: {encoder}",
-        f"- model selection: {config['training']['model_selection']}",
+        f"- model selection: {config['training']['model_selection']}"
+        + (
+            " (**leaky**: epochs chosen on the held-out fold; the c-index is inflated)"
+            if config["training"]["model_selection"] == LEAKY_SELECTION
+            else ""
+        ),
         f"- folds: {folds}, epochs: {config['training']['epochs']}, "
-        f"training seed {config['training']['seed']}",
+        f"training seeds {', '.join(map(str, seeds))} ({n_folds} folds x {len(seeds)} "
+        f"seed{'' if len(seeds) == 1 else 's'} = {n_folds * len(seeds)} runs per model and cohort)",
         "",
         "## Cohorts",
         "",
@@ -75,11 +83,18 @@ def write_run_summary(
     lines += ["", "## c-index (mean ± std)", ""]
     table = pd.read_csv(cindex_csv)
     lines.append(table.to_markdown(index=False))
-    lines += ["", "## Kaplan-Meier (maxstat cutpoint)", ""]
+    lines += ["", "## Kaplan-Meier (maxstat cutpoint on the held-out risks: optimistic)", ""]
     rows = [json.loads(Path(p).read_text()) for p in km_stats]
     keys = ["cohort", "model", "cutpoint", "statistic", "p_maxstat_lau92", "p_maxstat_perm"]
     keys += ["logrank_p", "n_low", "n_high"]
     lines.append(pd.DataFrame(rows)[keys].to_markdown(index=False))
+    honest = [
+        {"cohort": r["cohort"], "model": r["model"], **r["honest"]} for r in rows if "honest" in r
+    ]
+    if honest:  # cutpoints learned on each fold's training cases: a plain log-rank p
+        lines += ["", "Honest split (each fold's cutpoint from its training cases' risks):", ""]
+        keys = ["cohort", "model", "logrank_p", "n_low", "n_high", "events_low", "events_high"]
+        lines.append(pd.DataFrame(honest)[keys].to_markdown(index=False))
     if metrics_csv is not None:
         metrics = pd.read_csv(metrics_csv)
         keys = ["cohort", "model", "metric", "horizon", "value", "std", "ci_low", "ci_high"]

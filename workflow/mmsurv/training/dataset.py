@@ -13,6 +13,7 @@ __all__ = [
     "BIN_EPS",
     "SurvivalDataset",
     "discretize",
+    "eval_dataset",
     "make_weighted_sampler",
     "time_bin_edges",
 ]
@@ -116,6 +117,32 @@ class SurvivalDataset(Dataset):
             "event": bool(self.events[i]),
             "time": float(self.times[i]),
         }
+
+
+def eval_dataset(*parts: SurvivalDataset) -> SurvivalDataset:
+    """The cases of `parts`, in order, as one evaluation dataset (whole bags, no sampling).
+
+    Scores the training cases with the final model (train_risks.parquet) as the held-out fold
+    is scored: training datasets cap and shuffle bags at max_patches, evaluation does not.
+    """
+    if not parts:
+        raise ValueError("eval_dataset needs at least one dataset")
+    first = parts[0]
+    omics = None
+    if first.omics is not None:
+        omics = [
+            torch.cat([p.omics[j] for p in parts]).numpy()  # type: ignore[index]
+            for j in range(len(first.omics))
+        ]
+    return SurvivalDataset(
+        [c for p in parts for c in p.case_ids],
+        labels=np.concatenate([p.labels for p in parts]),
+        events=np.concatenate([p.events for p in parts]),
+        times=np.concatenate([p.times for p in parts]),
+        bags=first.bags,
+        omics=omics,
+        training=False,
+    )
 
 
 def make_weighted_sampler(

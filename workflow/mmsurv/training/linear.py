@@ -39,7 +39,12 @@ from mmsurv.io import atomic_path, json_default, write_text_atomic
 from mmsurv.models import LinearFloor, create_floor
 from mmsurv.training.dataset import time_bin_edges
 from mmsurv.training.loop import cindex
-from mmsurv.training.outputs import package_versions, prediction_table, summary_row
+from mmsurv.training.outputs import (
+    package_versions,
+    prediction_table,
+    summary_row,
+    train_risk_table,
+)
 from mmsurv.training.setup import FoldCases, FoldJob, _load_omics, check_bags, select_cases
 
 log = logging.getLogger("mmsurv.training.train")
@@ -87,7 +92,9 @@ def fit_linear_fold(job: FoldJob, clinical: pd.DataFrame) -> dict[str, Any]:
     """Fit the floor on folds != job.fold, score job.fold and write the four outputs."""
     t_start = time.perf_counter()
     floor = create_floor(job.model_name, **job.p["model_kwargs"])
-    # the inner CV uses every training case: no epoch-selection split here
+    # the inner CV uses every training case: no epoch-selection split here. The floors have no
+    # epochs, so training.model_selection (inner_val, best_test_epoch_leaky) changes nothing:
+    # they never see the held-out fold, and their model_selection reads inner_cv/fixed_penalty
     cases = select_cases(replace(job, p={**job.p, "model_selection": "last_epoch"}), clinical)
     inputs = floor_inputs(job, floor, clinical, cases)
     train = clinical.loc[cases.train_ids]
@@ -98,26 +105,29 @@ def fit_linear_fold(job: FoldJob, clinical: pd.DataFrame) -> dict[str, Any]:
         fit = fit_ridge(floor, inputs.train, y)
     test = clinical.loc[cases.test_ids]
     edges = _bin_edges(job, clinical, cases)
-    risk = np.asarray(fit.estimator.predict(inputs.test), dtype=np.float64)
-    sv = survival_at(fit.estimator, inputs.test, edges[1:])
-    prev = np.hstack([np.ones((len(sv), 1)), sv[:, :-1]])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        haz = np.where(prev > 0, 1.0 - sv / prev, 0.0)
+    risk, sv, haz = _score(fit.estimator, inputs.test, edges)
     pred = prediction_table(
         job,
         cases.test_ids,
         times=test["survival_months"].to_numpy(float),
         events=test["event"].to_numpy(bool),
-        haz=np.clip(haz, 0.0, 1.0),
+        haz=haz,
         sv=sv,
         risk=risk,
         model_selection=fit.selection,
         encoder_weights=inputs.encoder_weights,
     )
+    # The same fit scores the training cases: the honest KM's per-fold cutpoints.
+    risk_fit, sv_fit, haz_fit = _score(fit.estimator, inputs.train, edges)
+    train_pred = train_risk_table(
+        job, cases, times=train["survival_months"].to_numpy(float),
+        events=train["event"].to_numpy(bool), haz=haz_fit, sv=sv_fit, risk=risk_fit,
+        model_selection=fit.selection, encoder_weights=inputs.encoder_weights,
+    )  # fmt: skip
     test_ci = cindex(test["event"].to_numpy(bool), test["survival_months"].to_numpy(float), risk)
     seconds = time.perf_counter() - t_start
     meta = _meta(job, floor, cases, inputs, fit, edges, test_ci, seconds)
-    _write(job, floor, pred, fit, inputs, meta)
+    _write(job, floor, pred, fit, inputs, meta, train_pred)
     log.info(
         "%s %s fold %d: %d train / %d test cases, %d features, alpha %.4g, %d non-zero "
         "coefficients, test c-index %.4f",
@@ -127,6 +137,18 @@ def fit_linear_fold(job: FoldJob, clinical: pd.DataFrame) -> dict[str, Any]:
     return summary_row(
         job, cases, test_ci, final_loss=math.nan, train_seconds=seconds, fallbacks=[]
     )
+
+
+def _score(
+    estimator: Any, x: pd.DataFrame, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Risk (linear predictor), S(t | x) at the bin ends and the bins' hazards of cases `x`."""
+    risk = np.asarray(estimator.predict(x), dtype=np.float64)
+    sv = survival_at(estimator, x, edges[1:])
+    prev = np.hstack([np.ones((len(sv), 1)), sv[:, :-1]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        haz = np.where(prev > 0, 1.0 - sv / prev, 0.0)
+    return risk, sv, np.clip(haz, 0.0, 1.0)
 
 
 def _bin_edges(job: FoldJob, clinical: pd.DataFrame, cases: FoldCases) -> np.ndarray:
@@ -448,12 +470,16 @@ def _write(
     fit: FloorFit,
     inputs: FloorInputs,
     meta: dict[str, Any],
+    train_pred: pd.DataFrame,
 ) -> None:
-    """Write predictions.parquet, train_log.tsv, checkpoint.pt and meta.json, each atomically."""
+    """Write predictions.parquet, train_risks.parquet, train_log.tsv, checkpoint.pt and
+    meta.json, each atomically."""
     out = job.out
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "predictions.parquet") as tmp:
         pred.to_parquet(tmp, engine="pyarrow", index=False)
+    with atomic_path(out / "train_risks.parquet") as tmp:
+        train_pred.to_parquet(tmp, engine="pyarrow", index=False)
     with atomic_path(out / "train_log.tsv") as tmp:
         fit.log.to_csv(tmp, sep="\t", index=False)
     with atomic_path(out / "checkpoint.pt") as tmp:

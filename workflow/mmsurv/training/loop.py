@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,11 +65,32 @@ class EpochResult:
 
 @dataclass
 class Fit:
-    """Per-epoch log rows, the inner_val choice (epoch, NLL, weights) and the training time."""
+    """Per-epoch log rows, the inner_val choice (epoch, NLL, weights) and the training time.
+
+    ``leaky``: best_test_epoch_leaky's choice (epoch, held-out c-index, weights), else None.
+    """
 
     history: list[dict[str, float]] = field(default_factory=list)
     best: tuple[int, float, dict[str, torch.Tensor]] | None = None
     train_seconds: float = 0.0
+    leaky: tuple[int, float, dict[str, torch.Tensor]] | None = None
+
+    def leaky_summary(self) -> dict[str, float | int | None] | None:
+        """best_test_epoch_leaky: selected epoch, its and the last epoch's held-out c-index, gap."""
+        if self.leaky is None:
+            return None
+        last = self.history[-1]["heldout_cindex"] if self.history else math.nan
+        chosen = self.leaky[1]
+
+        def num(x: float) -> float | None:
+            return None if math.isnan(x) else float(x)
+
+        return {
+            "selected_epoch": int(self.leaky[0]),
+            "selected_cindex": num(chosen),
+            "last_epoch_cindex": num(last),
+            "gap": num(chosen - last),
+        }
 
 
 def cindex(events: np.ndarray, times: np.ndarray, risks: np.ndarray) -> float:
@@ -276,10 +298,13 @@ def fit_epochs(
     cfg: StepConfig,
     epochs: int,
     fallbacks: list[str],
+    ds_leaky: SurvivalDataset | None = None,
 ) -> Fit:
     """Train `epochs` epochs (sampler order, else a random permutation), logging each one.
 
     With an inner-validation set, each epoch is scored on it and the lowest-NLL weights kept.
+    ``ds_leaky`` (best_test_epoch_leaky only): the held-out fold, scored each epoch; the
+    weights of the epoch with the best held-out c-index are kept (earliest on ties).
     """
     fit = Fit()
     t_start = time.perf_counter()
@@ -303,6 +328,11 @@ def fit_epochs(
             row["val_loss"], row["val_cindex"] = evaluate_loss(model, ds_val, cfg, fallbacks)
             if fit.best is None or row["val_loss"] < fit.best[1]:
                 fit.best = (epoch, row["val_loss"], _state_copy(model))
+        if ds_leaky is not None:
+            _, row["heldout_cindex"] = evaluate_loss(model, ds_leaky, cfg, fallbacks)
+            best = math.nan if fit.leaky is None else fit.leaky[1]
+            if math.isnan(best) or row["heldout_cindex"] > best:  # NaN: no pair to compare
+                fit.leaky = (epoch, row["heldout_cindex"], _state_copy(model))
         fit.history.append(row)
         log.info(
             "epoch %d/%d loss %.4f (surv %.4f aux %.4f) train c-index %.3f %.1fs",
@@ -317,11 +347,26 @@ def fit_epochs(
 
 def select_weights(model: torch.nn.Module, fit: Fit, epochs: int) -> int:
     """Load the weights model_selection chose (inner_val: the best epoch's); return the epoch."""
+    summary = fit.leaky_summary()
+    if summary is not None and fit.leaky is not None:
+        model.load_state_dict(fit.leaky[2])
+        log.warning(
+            "best_test_epoch_leaky: epoch %d selected ON THE HELD-OUT FOLD (leaky): held-out "
+            "c-index %s at the selected epoch, %s at the last epoch, gap %s",
+            fit.leaky[0] + 1,
+            *(_fmt(summary[k]) for k in ("selected_cindex", "last_epoch_cindex", "gap")),
+        )
+        return fit.leaky[0]
     if fit.best is None:
         return epochs - 1
     model.load_state_dict(fit.best[2])
     log.info("inner_val: epoch %d selected (validation NLL %.4f)", fit.best[0] + 1, fit.best[1])
     return fit.best[0]
+
+
+def _fmt(x: float | int | None) -> str:
+    """A c-index (or gap) for the job log: 4 decimals, 'undefined' for None."""
+    return "undefined" if x is None else f"{x:+.4f}".lstrip("+")
 
 
 def predict_fold(

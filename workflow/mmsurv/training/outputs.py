@@ -24,6 +24,7 @@ __all__ = [
     "package_versions",
     "prediction_table",
     "predictions_frame",
+    "train_risk_table",
     "write_outputs",
 ]
 
@@ -75,7 +76,7 @@ def prediction_table(
 ) -> pd.DataFrame:
     """predictions.parquet's columns for any model: risk (higher = worse), hazard_j, surv_j."""
     n_bins = job.p["n_bins"]
-    pred = pd.DataFrame({"case_id": test_ids, "fold": job.fold, "risk": risk})
+    pred = pd.DataFrame({"case_id": test_ids, "fold": job.fold, "seed": job.seed, "risk": risk})
     for j in range(n_bins):
         pred[f"hazard_{j}"] = haz[:, j]
     for j in range(n_bins):
@@ -89,6 +90,18 @@ def prediction_table(
     pred["model_selection"] = model_selection
     pred["encoder_weights"] = encoder_weights
     return pred
+
+
+def train_risk_table(job: FoldJob, cases: FoldCases, **columns: Any) -> pd.DataFrame:
+    """train_risks.parquet: predictions.parquet's columns for the fold's training cases, scored
+    by the same final model, plus ``inner_val`` (the case only chose the epoch).
+
+    The honest KM learns each fold's cutpoint on these risks, never on the held-out ones.
+    ``columns``: prediction_table's keyword arguments, rows in ``cases.train_ids`` order.
+    """
+    table = prediction_table(job, cases.train_ids, **columns)
+    table["inner_val"] = np.arange(len(table)) >= cases.n_fit  # inner-validation cases are last
+    return table
 
 
 def fold_meta(
@@ -124,6 +137,9 @@ def fold_meta(
         "encoder_weights": inputs.encoder_weights,
         "model_selection": p["model_selection"],
         "selected_epoch": selected_epoch,
+        # best_test_epoch_leaky: the held-out c-index of the selected and of the last epoch
+        # and their gap (selected - last); None under any selection that is not leaky
+        "leaky": fit.leaky_summary(),
         "inner_val_case_ids": cases.train_ids[cases.n_fit :],
         "epochs_trained": p["epochs"],
         "train_seconds": fit.train_seconds,
@@ -142,11 +158,15 @@ def write_outputs(
     history: list[dict[str, float]],
     model: torch.nn.Module,
     meta: dict[str, Any],
+    train_pred: pd.DataFrame | None = None,
 ) -> None:
-    """Write the fold's four output files, each atomically."""
+    """Write the fold's output files (train_risks.parquet when `train_pred`), each atomically."""
     out = job.out
     with atomic_path(out / "predictions.parquet") as tmp:
         pred.to_parquet(tmp, engine="pyarrow", index=False)
+    if train_pred is not None:
+        with atomic_path(out / "train_risks.parquet") as tmp:
+            train_pred.to_parquet(tmp, engine="pyarrow", index=False)
     with atomic_path(out / "train_log.tsv") as tmp:
         pd.DataFrame(history).to_csv(tmp, sep="\t", index=False)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}

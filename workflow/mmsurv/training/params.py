@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mmsurv.config import LEAKY_SELECTION, MODEL_SELECTIONS, model_selection_error
+
 __all__ = [
     "BINS_FIT_ON",
     "CALLER_KEYS",
+    "LEAKY_SELECTION",
     "DEFAULT_PARAMS",
     "L1_SCALING",
     "L1_SCOPE",
@@ -45,7 +48,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
 # last_epoch: the weights after the last epoch, no validation data looked at (MCAT).
 # inner_val: the epoch with the lowest NLL on an inner validation split of the training folds
 # (stratified, seeded); the held-out fold is never looked at either way.
-MODEL_SELECTION_POLICIES = ("last_epoch", "inner_val")
+# best_test_epoch_leaky: the epoch with the best held-out c-index, only by this explicit name;
+# its outputs record the last-epoch c-index beside it and every table says "leaky".
+MODEL_SELECTION_POLICIES = MODEL_SELECTIONS
 # A split case without the modality the model reads: error (missing_policy drop: the folds
 # hold complete cases only, so this is a broken input) or exclude (missing_policy
 # keep_unimodal: the job trains and scores the cases its model can use, and lists the others).
@@ -71,7 +76,9 @@ _CHOICES = {
 }
 # Keys of the workflow's `training:` config that train_fold takes as arguments (or ignores);
 # `protocol` is expanded into the keys above when the config is parsed.
-CALLER_KEYS = ("models", "seed", "device", "protocol")
+# `seeds` is expanded into one job per seed (the job's seed comes from its wildcard); `seed`,
+# its former single-valued form, is refused by the config check and here per model.
+CALLER_KEYS = ("models", "seeds", "seed", "device", "protocol")
 
 
 def model_params(training: Mapping[str, Any], model: str) -> dict[str, Any]:
@@ -136,9 +143,7 @@ def resolve_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     p["clinical_covariates"] = list(cov)
     if not isinstance(p["partial_step"], bool):
         raise ValueError(f"params.partial_step must be true or false, got {p['partial_step']!r}")
-    if p["model_selection"] not in MODEL_SELECTION_POLICIES:
-        raise ValueError(
-            f"params.model_selection={p['model_selection']!r} is not supported; "
-            f"choose one of {MODEL_SELECTION_POLICIES}"
-        )
+    msg = model_selection_error(p["model_selection"], "params.model_selection")
+    if msg is not None:
+        raise ValueError(msg)
     return p

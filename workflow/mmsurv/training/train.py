@@ -15,7 +15,7 @@ import torch
 from mmsurv.bags.data import read_clinical
 from mmsurv.model_catalog import is_linear_floor
 from mmsurv.models import model_modalities
-from mmsurv.training.dataset import make_weighted_sampler
+from mmsurv.training.dataset import eval_dataset, make_weighted_sampler
 from mmsurv.training.linear import fit_linear_fold
 from mmsurv.training.loop import (
     StepConfig,
@@ -25,8 +25,14 @@ from mmsurv.training.loop import (
     predict_fold,
     select_weights,
 )
-from mmsurv.training.outputs import fold_meta, fold_summary, predictions_frame, write_outputs
-from mmsurv.training.params import DEFAULT_PARAMS, resolve_params
+from mmsurv.training.outputs import (
+    fold_meta,
+    fold_summary,
+    predictions_frame,
+    train_risk_table,
+    write_outputs,
+)
+from mmsurv.training.params import DEFAULT_PARAMS, LEAKY_SELECTION, resolve_params
 from mmsurv.training.setup import (
     FoldCases,
     FoldInputs,
@@ -152,11 +158,27 @@ def _run(
     )  # fmt: skip
 
     fallbacks: list[str] = []  # cases scored on the CPU after a GPU out-of-memory
-    fit = fit_epochs(model, optimizer, sampler, ds_train, data.ds_val, cfg, p["epochs"], fallbacks)
+    # best_test_epoch_leaky (explicit, refused under any other name): scores the held-out
+    # fold every epoch and keeps the best one; the outputs record the last epoch's beside it.
+    leaky = data.ds_test if p["model_selection"] == LEAKY_SELECTION else None
+    fit = fit_epochs(
+        model, optimizer, sampler, ds_train, data.ds_val, cfg, p["epochs"], fallbacks, leaky
+    )
     # Prediction on the held-out fold with the weights model_selection chose.
     selected_epoch = select_weights(model, fit, p["epochs"])
     haz, sv = predict_fold(model, data.ds_test, cfg, p["n_bins"], fallbacks)
     pred = predictions_frame(job, cases, data, inputs, haz, sv)
+    if fit.leaky is not None:  # the tables print the gap to the last epoch from this column
+        last = (fit.leaky_summary() or {}).get("last_epoch_cindex")
+        pred["last_epoch_cindex"] = np.nan if last is None else float(last)
+    # The same weights score the training cases: the honest KM's per-fold cutpoints.
+    ds_fit = eval_dataset(*(d for d in (data.ds_train, data.ds_val) if d is not None))
+    haz_fit, sv_fit = predict_fold(model, ds_fit, cfg, p["n_bins"], fallbacks)
+    train_pred = train_risk_table(
+        job, cases, times=ds_fit.times, events=ds_fit.events, haz=haz_fit, sv=sv_fit,
+        risk=-sv_fit.sum(axis=1), model_selection=p["model_selection"],
+        encoder_weights=inputs.encoder_weights,
+    )  # fmt: skip
     test_ci = cindex(data.ds_test.events, data.ds_test.times, pred["risk"].to_numpy())
     meta = fold_meta(
         job,
@@ -169,6 +191,6 @@ def _run(
         fallbacks=fallbacks,
         test_ci=test_ci,
     )
-    write_outputs(job, pred, fit.history, model, meta)
+    write_outputs(job, pred, fit.history, model, meta, train_pred)
     log.info("%s %s fold %d: test c-index %.4f", job.cohort, job.model_name, job.fold, test_ci)
     return fold_summary(job, cases, fit, fallbacks, test_ci)
