@@ -296,6 +296,22 @@ def test_keep_unimodal_trains_each_model_on_the_cases_it_can_use(cohort, tmp_pat
                 c: r for c, r in excluded.items() if c in everyone
             }  # the whole split's cases are checked, train and test
             pred = pd.read_parquet(tmp_path / out / "predictions.parquet")
+            if model == "ours":
+                # a multimodal model scores the held-out cases lacking one modality with that
+                # modality withheld (tests/test_missing_modality.py), marking them
+                withheld = {c: "omic" if r == "no omics" else "path" for c, r in excluded.items()}
+                assert meta["unimodal_test_cases"] == {
+                    c: w for c, w in withheld.items() if c in in_fold
+                }
+                assert set(pred["case_id"]) == in_fold
+                uni = pred.set_index("case_id")["modalities_used"]
+                assert all(
+                    uni[c] == ("path" if excluded[c] == "no omics" else "omic")
+                    for c in excluded
+                    if c in in_fold
+                )
+                used |= set(pred["case_id"]) - set(excluded)
+                continue
             assert set(pred["case_id"]) == in_fold - set(excluded)
             used |= set(pred["case_id"])
         # every usable case is scored once over the folds; the unusable ones never

@@ -331,6 +331,14 @@ def get_all_predictions(wildcards=None):
     return [p for c in COHORTS for m in MODELS for p in predictions_of(c, m)]
 
 
+def get_all_missing_predictions(wildcards=None):
+    """Every job's predictions_missing.parquet (the missing-modality table's input)."""
+    return [
+        p.replace("predictions.parquet", "predictions_missing.parquet")
+        for p in get_all_predictions()
+    ]
+
+
 def get_km_predictions(wildcards):
     """Predictions of the Kaplan-Meier model for one cohort."""
     return predictions_of(wildcards.cohort, config["evaluation"]["km_model"])
@@ -356,6 +364,8 @@ def get_final_outputs(wildcards=None):
         ],
         f"{OUT}/tables/metrics.csv",
         f"{OUT}/tables/metrics.md",
+        f"{OUT}/tables/missing_modality.csv",
+        f"{OUT}/tables/missing_modality.md",
         *(
             [f"{OUT}/tables/paired.csv", f"{OUT}/tables/paired.md"]
             if len(MODELS) > 1

@@ -159,6 +159,38 @@ rule metrics_table:
         "../../scripts/metrics_table.py"
 
 
+rule missing_modality_table:
+    """c-index when a modality is missing: both inputs, pathology only, genomics only."""
+    input:
+        get_all_missing_predictions(),
+    output:
+        csv=report(
+            f"{OUT}/tables/missing_modality.csv",
+            caption="../report/missing_modality.rst",
+            category="Tables",
+            subcategory="Missing modality",
+        ),
+        md=report(
+            f"{OUT}/tables/missing_modality.md",
+            caption="../report/missing_modality.rst",
+            category="Tables",
+            subcategory="Missing modality",
+        ),
+    log:
+        f"{OUT}/logs/evaluate/missing_modality_table.log",
+    conda:
+        "../../envs/mmsurv.yaml"
+    resources:
+        mem_mb=res("evaluate", "mem_mb"),
+        runtime=res("evaluate", "runtime"),
+    params:
+        models=MODELS,
+        cohorts=COHORTS,
+        std_ddof=config["evaluation"]["std_ddof"],
+    script:
+        "../../scripts/missing_modality_table.py"
+
+
 rule paired_table:
     """Each model against the KM model: paired test over fold runs, paired bootstrap over cases."""
     input:

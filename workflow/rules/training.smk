@@ -10,6 +10,7 @@ rule train:
         unpack(get_train_inputs),
     output:
         predictions=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/predictions.parquet",
+        predictions_missing=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/predictions_missing.parquet",
         train_risks=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/train_risks.parquet",
         checkpoint=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/checkpoint.pt",
         train_log=f"{OUT}/{{cohort}}/train/{{model}}/seed{{seed}}/fold{{fold}}/train_log.tsv",

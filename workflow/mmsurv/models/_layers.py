@@ -115,6 +115,9 @@ class SurvModel(nn.Module):
     # True for models whose forward concatenates all omics blocks into one vector (training's
     # omic_input unique_genes then passes one block of unique columns instead of the families).
     concat_omics: ClassVar[bool] = False
+    # True for multimodal models whose forward takes path=None or omics=None (one modality
+    # withheld: a learned missing token stands in for it, models/_missing.py); never both.
+    accepts_missing: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -140,7 +143,12 @@ class SurvModel(nn.Module):
     def check_inputs(self, path: torch.Tensor | None, omics: Sequence[torch.Tensor] | None) -> None:
         """Raise a clear error when a needed modality is absent or mis-shaped."""
         name = type(self).__name__
-        if "path" in self.modalities:
+        if self.accepts_missing and path is None and omics is None:
+            raise ValueError(
+                f"{name} needs a pathology bag (path) or omics; got neither (at most one "
+                "modality may be withheld)"
+            )
+        if "path" in self.modalities and not (self.accepts_missing and path is None):
             if path is None:
                 raise ValueError(f"{name} needs a pathology bag (path), got None")
             if path.ndim != 2 or path.shape[1] != self.path_dim:
@@ -149,7 +157,7 @@ class SurvModel(nn.Module):
                 )
             if path.shape[0] == 0:
                 raise ValueError(f"{name}: empty pathology bag (0 patches)")
-        if "omic" in self.modalities:
+        if "omic" in self.modalities and not (self.accepts_missing and omics is None):
             if omics is None:
                 raise ValueError(f"{name} needs omics (one tensor per family), got None")
             if len(omics) != len(self.omic_sizes):

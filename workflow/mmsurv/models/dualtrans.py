@@ -3,18 +3,23 @@
 Zhou & Chen, "Cross-Modal Translation and Alignment for Survival Analysis", ICCV 2023; follows
 github FT-ZHOU-ZZZ/CMTA `models/cmta/network.py` (`CMTA`, model_size "small", concat fusion) and
 the loss of `models/cmta/engine.py` (NLL + alpha · (L1(P.detach(), P̂) + L1(G.detach(), Ĝ))).
+
+Missing modality (models/_missing.py): a withheld bag is one learned (1, d) token after
+`path_fc`; withheld omics are G learned family tokens in place of the family SNNs' outputs. The
+alignment term is then computed on them as on real tokens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mmsurv.models._layers import FamilyNetworks, ModelOutput, SurvModel
+from mmsurv.models._missing import missing_token
 from mmsurv.models._registry import register_model
 from mmsurv.models._transmil_layers import TransMILEncoder
 
@@ -42,6 +47,7 @@ class DualTrans(SurvModel):
     modalities = frozenset({"path", "omic"})
     # The family SNNs and the gene encoder over their tokens (the decoders see pathology).
     omic_modules = ("sig_networks", "gen_encoder")
+    accepts_missing = True
 
     def __init__(
         self,
@@ -86,6 +92,8 @@ class DualTrans(SurvModel):
         self.mm = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
         self.classifier = nn.Linear(d, self.n_bins)
         _init_weights(self)
+        self.missing_path = missing_token(1, d)
+        self.missing_omic = missing_token(len(self.omic_sizes), d, salt=1)
 
     @staticmethod
     def _cross(attn: nn.MultiheadAttention, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
@@ -98,9 +106,8 @@ class DualTrans(SurvModel):
     ) -> ModelOutput:
         """Predict one case's hazards; aux_loss is CMTA's weighted L1 alignment term."""
         self.check_inputs(path, omics)
-        path, omics = cast(torch.Tensor, path), cast(Sequence[torch.Tensor], omics)
-        p = self.path_fc(path)  # (N, d)
-        g = self.sig_networks(omics)  # (G, d)
+        p = self.missing_path if path is None else self.path_fc(path)  # (N, d)
+        g = self.missing_omic if omics is None else self.sig_networks(omics)  # (G, d)
 
         cls_p_enc, tok_p = self.path_encoder(p)  # (1, d), (⌈√N⌉², d) incl. the square padding
         cls_g_enc, tok_g = self.gen_encoder(g)  # (1, d), (G, d)

@@ -10,18 +10,23 @@ attention and the gene families go through an SNN. Deviations, all marked "desig
   all three and never uses `Linear_path_a` / `Linear_cona_a`);
 - LayerNorm replaces BatchNorm1d on the fused vector (batch size 1 here; BatchNorm needs > 1);
 - the head ends in n_bins hazard logits instead of a sigmoid Cox score scaled to [-3, 3].
+
+Missing modality (models/_missing.py): a withheld bag is one learned token of width `hidden`
+after the input projection; withheld omics are one learned (1, d) token in place of the SNN's
+output.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mmsurv.models._layers import GatedAttention, ModelOutput, SNNBlock, SurvModel
+from mmsurv.models._missing import missing_token
 from mmsurv.models._registry import register_model
 
 __all__ = ["HFBSurv", "hfbsurv", "mfb_pool"]
@@ -56,6 +61,7 @@ class HFBSurv(SurvModel):
     # The omic SNN and the omic vector's own intra- and inter-modal projections.
     omic_modules = ("fc_omic", "intra_omic", "inter_omic")
     concat_omics = True
+    accepts_missing = True
 
     def __init__(
         self,
@@ -105,12 +111,16 @@ class HFBSurv(SurvModel):
             nn.Dropout(self.dropout),
         )
         self.classifier = nn.Linear(64, self.n_bins)
+        self.missing_path = missing_token(1, hidden)
+        self.missing_omic = missing_token(1, d, salt=1)
 
     def embed(
-        self, path: torch.Tensor, omics: Sequence[torch.Tensor]
+        self, path: torch.Tensor | None, omics: Sequence[torch.Tensor] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Modality vectors: attention-pooled pathology (1, d) and SNN omics (1, d)."""
-        pooled, _ = self.attention(self.path_fc(path))
+        """Modality vectors: attention-pooled pathology (1, d), SNN omics (1, d); None: token."""
+        pooled, _ = self.attention(self.missing_path if path is None else self.path_fc(path))
+        if omics is None:
+            return self.path_rho(pooled), self.missing_omic
         return self.path_rho(pooled), self.fc_omic(torch.cat(list(omics)).unsqueeze(0))
 
     def fuse(self, x_path: torch.Tensor, x_omic: torch.Tensor) -> torch.Tensor:
@@ -132,7 +142,7 @@ class HFBSurv(SurvModel):
     ) -> ModelOutput:
         """Predict one case's discrete hazards from its bag and omics."""
         self.check_inputs(path, omics)
-        x_path, x_omic = self.embed(cast(torch.Tensor, path), cast(Sequence[torch.Tensor], omics))
+        x_path, x_omic = self.embed(path, omics)
         return ModelOutput.from_logits(self.classifier(self.head(self.fuse(x_path, x_omic))))
 
 

@@ -2,17 +2,22 @@
 
 Chen et al., ICCV 2021; follows github mahmoodlab/MCAT `models/model_coattn.py` (`MCAT_Surv`,
 "small" sizes, concat fusion).
+
+Missing modality (models/_missing.py): a withheld bag is one learned (1, d) patch token after
+`wsi_net` (the families then co-attend to it alone); withheld omics are G learned family tokens
+in place of the family SNNs' outputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
 
 from mmsurv.models._layers import FamilyNetworks, ModelOutput, SurvModel, TokenSetHead
+from mmsurv.models._missing import missing_token
 from mmsurv.models._registry import register_model
 
 
@@ -22,6 +27,7 @@ class MCAT(SurvModel):
     modalities = frozenset({"path", "omic"})
     # The family SNNs and the genomic head over their tokens (snn_trans is this branch alone).
     omic_modules = ("sig_networks", "omic_head")
+    accepts_missing = True
 
     def __init__(self, *, d: int = 256, n_heads: int = 8, n_layers: int = 2, **kwargs: Any) -> None:
         kwargs.setdefault("dropout", 0.25)
@@ -37,13 +43,15 @@ class MCAT(SurvModel):
         self.omic_head = TokenSetHead(d, n_heads, n_layers, self.dropout)
         self.mm = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
         self.classifier = nn.Linear(d, self.n_bins)
+        self.missing_path = missing_token(1, d)
+        self.missing_omic = missing_token(len(self.omic_sizes), d, salt=1)
 
     def embed(
-        self, path: torch.Tensor, omics: Sequence[torch.Tensor]
+        self, path: torch.Tensor | None, omics: Sequence[torch.Tensor] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Patch tokens (N, d) and one token per gene family (G, d)."""
-        h_path = self.wsi_net(path)
-        h_omic = self.sig_networks(omics)
+        """Patch tokens (N, d) and one token per gene family (G, d); None: the learned tokens."""
+        h_path = self.missing_path if path is None else self.wsi_net(path)
+        h_omic = self.missing_omic if omics is None else self.sig_networks(omics)
         return h_path, h_omic
 
     def coattend(
@@ -60,7 +68,7 @@ class MCAT(SurvModel):
     ) -> ModelOutput:
         """Predict one case's discrete hazards from its patch bag and gene-family vectors."""
         self.check_inputs(path, omics)
-        h_path, h_omic = self.embed(cast(torch.Tensor, path), cast(Sequence[torch.Tensor], omics))
+        h_path, h_omic = self.embed(path, omics)
         h_coattn, _ = self.coattend(h_omic, h_path)
         h = torch.cat([self.path_head(h_coattn), self.omic_head(h_omic)], dim=1)  # (1, 2d)
         return ModelOutput.from_logits(self.classifier(self.mm(h)))

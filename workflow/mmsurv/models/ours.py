@@ -2,13 +2,17 @@
 
 Zhang et al. 2025 ("global – local – global" fusion); see shared/paper/SPEC.md. Choices where
 the paper is silent are marked "design:" below.
+
+Missing modality (models/_missing.py): a withheld bag is one learned (1, d) pathology token in
+place of the C_p group tokens (after the linear layer); withheld omics are G learned family
+tokens in place of the family SNNs' outputs. SimMe's alignment term is 0 then (nothing to align).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import ot
@@ -23,6 +27,7 @@ from mmsurv.models._layers import (
     SurvModel,
     TokenSetHead,
 )
+from mmsurv.models._missing import missing_token
 from mmsurv.models._registry import register_model
 
 __all__ = ["GROUPINGS", "Ours", "kmeans_labels", "ot_plan", "segment_attention_pool"]
@@ -168,6 +173,7 @@ class Ours(SurvModel):
     """
 
     modalities = frozenset({"path", "omic"})
+    accepts_missing = True
 
     def __init__(
         self,
@@ -228,6 +234,8 @@ class Ours(SurvModel):
             self.group_attention = GatedAttention(d, d, dropout=self.dropout)
         elif grouping == "kmeans":
             self.group_size_fc = nn.Linear(1, d)
+        self.missing_path = missing_token(1, d)
+        self.missing_omic = missing_token(len(self.omic_sizes), d, salt=1)
 
     def omic_parameters(self) -> list[nn.Parameter]:
         """Genomics branch: family SNNs + B^g's own q/k/v (BDCA), else the genomic aggregator."""
@@ -304,14 +312,16 @@ class Ours(SurvModel):
     ) -> ModelOutput:
         """Predict one case's hazards; aux_loss = lambda_sim · (1 − cos) when SimMe is on."""
         self.check_inputs(path, omics)
-        path, omics = cast(torch.Tensor, path), cast(Sequence[torch.Tensor], omics)
-        b_p = self.path_tokens(path)  # (C_p, d)
-        b_g = torch.stack(
-            [net(x) for net, x in zip(self.sig_networks, omics, strict=True)]
-        )  # (G, d)
+        b_p = self.missing_path if path is None else self.path_tokens(path)  # (C_p, d)
+        if omics is None:
+            b_g = self.missing_omic
+        else:
+            b_g = torch.stack(
+                [net(x) for net, x in zip(self.sig_networks, omics, strict=True)]
+            )  # (G, d)
 
         aux = b_p.new_zeros(())
-        if self.use_simme:
+        if self.use_simme and path is not None and omics is not None:
             # SimMe: global alignment of the mean-pooled token sets.
             aux = self.lambda_sim * (1.0 - F.cosine_similarity(b_p.mean(0), b_g.mean(0), dim=0))
 

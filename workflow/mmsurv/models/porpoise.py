@@ -3,17 +3,22 @@
 Follows `PorpoiseMMF` and `BilinearFusion` in mahmoodlab/PORPOISE `models/model_porpoise.py`
 with its defaults: fusion='bilinear', scale_dim 8 (256 → 32), both gates on, skip=True,
 dropinput 0.10, size "small", SNN (not MLP) omic blocks.
+
+Missing modality (models/_missing.py): a withheld bag is one learned token of width `hidden`
+after the input projection (so attention pools that one token); withheld omics are one learned
+(1, d) token in place of the omic SNN's output.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
 
 from mmsurv.models._layers import GatedAttention, ModelOutput, SNNBlock, SurvModel
+from mmsurv.models._missing import missing_token
 from mmsurv.models._registry import register_model
 
 __all__ = ["BilinearFusion", "Porpoise", "porpoise"]
@@ -83,6 +88,7 @@ class Porpoise(SurvModel):
     # The omic SNN, and the fusion's projection of the omic vector alone (its gate z2 sees both).
     omic_modules = ("fc_omic", "fusion.linear_h2")
     concat_omics = True
+    accepts_missing = True
 
     def __init__(
         self,
@@ -116,22 +122,26 @@ class Porpoise(SurvModel):
             dropout=self.dropout,
         )
         self.classifier = nn.Linear(d, self.n_bins)
+        self.missing_path = missing_token(1, hidden)
+        self.missing_omic = missing_token(1, d, salt=1)
 
     def embed(
-        self, path: torch.Tensor, omics: Sequence[torch.Tensor]
+        self, path: torch.Tensor | None, omics: Sequence[torch.Tensor] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Branch outputs: pooled pathology (1, d) and omic (1, d) vectors."""
-        pooled, _ = self.attention(self.path_fc(path))
+        """Branch outputs: pooled pathology (1, d) and omic (1, d) vectors (None: the token)."""
+        h = self.missing_path if path is None else self.path_fc(path)
+        pooled, _ = self.attention(h)
         h_path = self.rho(pooled)
-        h_omic = self.fc_omic(torch.cat(list(omics)).unsqueeze(0))
-        return h_path, h_omic
+        if omics is None:
+            return h_path, self.missing_omic
+        return h_path, self.fc_omic(torch.cat(list(omics)).unsqueeze(0))
 
     def forward(
         self, path: torch.Tensor | None = None, omics: Sequence[torch.Tensor] | None = None
     ) -> ModelOutput:
-        """Predict one case's discrete hazards from its bag and omics."""
+        """Predict one case's discrete hazards from its bag and omics (one may be None)."""
         self.check_inputs(path, omics)
-        h_path, h_omic = self.embed(cast(torch.Tensor, path), cast(Sequence[torch.Tensor], omics))
+        h_path, h_omic = self.embed(path, omics)
         return ModelOutput.from_logits(self.classifier(self.fusion(h_path, h_omic)))
 
 

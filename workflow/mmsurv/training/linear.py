@@ -44,6 +44,7 @@ from mmsurv.training.outputs import (
     prediction_table,
     summary_row,
     train_risk_table,
+    write_predictions_missing,
 )
 from mmsurv.training.setup import FoldCases, FoldJob, _load_omics, check_bags, select_cases
 
@@ -478,6 +479,7 @@ def _write(
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "predictions.parquet") as tmp:
         pred.to_parquet(tmp, engine="pyarrow", index=False)
+    write_predictions_missing(job, pred)  # a floor's one scoring (withheld none)
     with atomic_path(out / "train_risks.parquet") as tmp:
         train_pred.to_parquet(tmp, engine="pyarrow", index=False)
     with atomic_path(out / "train_log.tsv") as tmp:

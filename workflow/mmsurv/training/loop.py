@@ -51,6 +51,9 @@ class StepConfig:
     l1_scope: str = "all"  # all parameters, or omic: the genomics branch only
     partial_step: bool = True  # step on the leftover group at epoch end (else carry it, MCAT)
     model_name: str = ""  # registry name, for messages (else looked up from the model's class)
+    # training.modality_dropout (multimodal models; 0 otherwise) and the job seed its draws use
+    modality_dropout: float = 0.0
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class EpochResult:
     loss_surv: float
     loss_aux: float
     risk: dict[int, float]  # dataset index -> -sum(surv) at its (last) step
+    withheld: dict[str, int] = field(default_factory=dict)  # modality dropout: steps per modality
 
 
 @dataclass
@@ -219,7 +223,11 @@ def train_one_epoch(
     epoch; without partial_step (MCAT) the leftover gradients are neither stepped nor zeroed,
     so they carry into the first step of the next epoch. A non-finite loss raises
     NonFiniteLossError naming `epoch` (0-based here, 1-based in the message) and the case.
+    With cfg.modality_dropout > 0 a step may withhold one modality (training/modality.py).
     """
+    from mmsurv.training.modality import draw_withheld, withhold
+
+    drops = draw_withheld(len(order), cfg.modality_dropout, cfg.seed, epoch)
     model.train()
     if cfg.partial_step:
         optimizer.zero_grad()
@@ -229,7 +237,9 @@ def train_one_epoch(
     risk: dict[int, float] = {}
     for step, i in enumerate(order, start=1):
         item = ds[i]
-        path, omics = _inputs(item, cfg.need_path, cfg.need_omic, cfg.dev)
+        path, omics = withhold(
+            *_inputs(item, cfg.need_path, cfg.need_omic, cfg.dev), drops[step - 1]
+        )
         label = item["label"].view(1).to(cfg.dev)
         res = model(path, omics, label=label) if cfg.takes_label else model(path, omics)
         loss_surv = nll_surv_loss(
@@ -261,7 +271,10 @@ def train_one_epoch(
         optimizer.step()
         optimizer.zero_grad()
     n = len(order)
-    return EpochResult(loss=tot / n, loss_surv=surv_tot / n, loss_aux=aux_tot / n, risk=risk)
+    withheld = {m: drops.count(m) for m in ("path", "omic")}
+    return EpochResult(
+        loss=tot / n, loss_surv=surv_tot / n, loss_aux=aux_tot / n, risk=risk, withheld=withheld
+    )
 
 
 def evaluate_loss(
@@ -324,6 +337,9 @@ def fit_epochs(
             "loss_surv": ep.loss_surv,
             "loss_aux": ep.loss_aux,
         }
+        if cfg.modality_dropout > 0:  # steps that withheld each modality (modality_dropout)
+            row["withheld_path"] = ep.withheld["path"]
+            row["withheld_omic"] = ep.withheld["omic"]
         if ds_val is not None:
             row["val_loss"], row["val_cindex"] = evaluate_loss(model, ds_val, cfg, fallbacks)
             if fit.best is None or row["val_loss"] < fit.best[1]:

@@ -26,6 +26,7 @@ __all__ = [
     "predictions_frame",
     "train_risk_table",
     "write_outputs",
+    "write_predictions_missing",
 ]
 
 
@@ -146,6 +147,9 @@ def fold_meta(
         "eval_cpu_fallback_cases": sorted(set(fallbacks)),
         "missing_modality": p["missing_modality"],
         "excluded_cases": dict(sorted(cases.excluded.items())),
+        # keep_unimodal: held-out cases lacking one modality, scored with it withheld
+        "unimodal_test_cases": dict(cases.unimodal_test),
+        "modality_dropout": p["modality_dropout"],
         "test_cindex": None if math.isnan(test_ci) else test_ci,
         "standardizer": None if inputs.scaler is None else inputs.scaler.to_dict(),
         "versions": package_versions(),
@@ -159,11 +163,16 @@ def write_outputs(
     model: torch.nn.Module,
     meta: dict[str, Any],
     train_pred: pd.DataFrame | None = None,
+    pred_missing: pd.DataFrame | None = None,
 ) -> None:
-    """Write the fold's output files (train_risks.parquet when `train_pred`), each atomically."""
+    """Write the fold's output files (train_risks.parquet when `train_pred`), each atomically.
+
+    predictions_missing.parquet: `pred_missing`, else `pred` as the one scoring (withheld none).
+    """
     out = job.out
     with atomic_path(out / "predictions.parquet") as tmp:
         pred.to_parquet(tmp, engine="pyarrow", index=False)
+    write_predictions_missing(job, pred, pred_missing)
     if train_pred is not None:
         with atomic_path(out / "train_risks.parquet") as tmp:
             train_pred.to_parquet(tmp, engine="pyarrow", index=False)
@@ -173,6 +182,21 @@ def write_outputs(
     with atomic_path(out / "checkpoint.pt") as tmp:
         torch.save({"model_name": job.model_name, "state_dict": state, "meta": meta}, tmp)
     write_text_atomic(out / "meta.json", json.dumps(meta, indent=2, default=json_default))
+
+
+def write_predictions_missing(
+    job: FoldJob, pred: pd.DataFrame, pred_missing: pd.DataFrame | None = None
+) -> None:
+    """predictions_missing.parquet (training/missing.py): `pred_missing`, or `pred` tagged as
+    the model's one scoring (withheld none; unimodal models and linear floors)."""
+    if pred_missing is None:
+        from mmsurv.training.modality import modalities_used
+
+        pred_missing = pred.assign(withheld="none")
+        if "modalities_used" not in pred_missing.columns:
+            pred_missing["modalities_used"] = modalities_used(job.modalities, None)
+    with atomic_path(job.out / "predictions_missing.parquet") as tmp:
+        pred_missing.to_parquet(tmp, engine="pyarrow", index=False)
 
 
 def fold_summary(

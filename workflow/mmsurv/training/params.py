@@ -40,6 +40,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "l1_scope": "all",
     "omic_input": "families",
     "partial_step": True,
+    # multimodal models: each training case loses pathology or genomics (p/2 each, never both)
+    "modality_dropout": 0.0,
     "num_threads": None,  # set by scripts/train.py from the rule's threads; not a config key
     "model_kwargs": {},
     # cox_clinical's covariates: clinical.tsv columns (text ones one-hot, numeric standardised)
@@ -141,6 +143,9 @@ def resolve_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
             f"got {cov!r}"
         )
     p["clinical_covariates"] = list(cov)
+    p["modality_dropout"] = float(p["modality_dropout"])
+    if not 0 <= p["modality_dropout"] < 1:
+        raise ValueError(f"params.modality_dropout must be in [0, 1), got {p['modality_dropout']}")
     if not isinstance(p["partial_step"], bool):
         raise ValueError(f"params.partial_step must be true or false, got {p['partial_step']!r}")
     msg = model_selection_error(p["model_selection"], "params.model_selection")

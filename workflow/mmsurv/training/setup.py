@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "check_bags",
     "load_inputs",
     "make_optimizer",
+    "omics_blocks_for",
     "resolve_device",
     "seed_everything",
     "select_cases",
@@ -74,6 +75,9 @@ class FoldCases:
     test_ids: list[str]
     n_val: int  # inner_val: the last n_val training cases only select the epoch
     excluded: dict[str, str]  # case -> why the model cannot use it (missing_modality exclude)
+    # missing_modality exclude, multimodal model: held-out cases lacking one modality -> the
+    # withheld one ('path' / 'omic'); scored with it withheld (training/missing.py), not in test_ids
+    unimodal_test: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_fit(self) -> int:
@@ -192,14 +196,58 @@ def select_cases(job: FoldJob, clinical: pd.DataFrame) -> FoldCases:
     train_ids = splits.loc[splits["fold"] != fold, "case_id"].tolist()
     test_ids = splits.loc[splits["fold"] == fold, "case_id"].tolist()
     excluded: dict[str, str] = {}
+    unimodal: dict[str, str] = {}
     if job.p["missing_modality"] == "exclude":
+        held_out = list(test_ids)
         train_ids, test_ids, excluded = _exclude_lacking(job, train_ids, test_ids)
+        unimodal = _unimodal_test(job, [c for c in held_out if c in excluded], excluded)
     if not train_ids:
         raise ValueError(f"{job.splits_tsv}: no training cases outside fold {fold}")
     n_val = 0
     if job.p["model_selection"] == "inner_val":
         train_ids, n_val = _inner_split(clinical, train_ids, job.p["inner_val_fraction"], job.seed)
-    return FoldCases(train_ids=train_ids, test_ids=test_ids, n_val=n_val, excluded=excluded)
+    return FoldCases(
+        train_ids=train_ids,
+        test_ids=test_ids,
+        n_val=n_val,
+        excluded=excluded,
+        unimodal_test=unimodal,
+    )
+
+
+def _unimodal_test(job: FoldJob, lacking: list[str], excluded: dict[str, str]) -> dict[str, str]:
+    """Held-out cases a multimodal model scores with one modality withheld: case -> withheld.
+
+    A case without omics needs a non-empty bag (and vice versa); one without both stays out.
+    """
+    if not {"path", "omic"} <= job.modalities or not lacking:
+        return {}
+    out: dict[str, str] = {}
+    no_omics = [c for c in lacking if excluded[c] == "no omics"]
+    if no_omics and job.bags_h5 is not None:
+        with BagStore(job.bags_h5) as store:
+            out.update({c: "omic" for c in no_omics if c in store and store.n_patches(c) > 0})
+    out.update({c: "path" for c in lacking if excluded[c] == "no patches"})
+    if out:
+        log.warning(
+            "%s %s fold %d: %d held-out case(s) lacking one modality are scored with it "
+            "withheld (missing_policy keep_unimodal; column modalities_used): %s",
+            job.cohort, job.model_name, job.fold, len(out), dict(sorted(out.items())[:20]),
+        )  # fmt: skip
+    return dict(sorted(out.items()))
+
+
+def omics_blocks_for(job: FoldJob, inputs: FoldInputs, case_ids: list[str]) -> list[np.ndarray]:
+    """Standardised omics blocks of `case_ids` in the job's layout, with the fitted scaler."""
+    if inputs.scaler is None:
+        raise ValueError("omics_blocks_for: the job read no omics (no fitted scaler)")
+    families = read_families_json(job.families_json)
+    table = pd.read_parquet(job.omics_parquet)
+    table.index = table.index.astype(str)
+    z = inputs.scaler.transform(table.loc[case_ids])
+    if inputs.omic_input == "unique_genes":
+        return [z.to_numpy(dtype=np.float32)]
+    return [z[cols].to_numpy(dtype=np.float32) for cols in families.values()]
 
 
 def _log_imputed(frame: pd.DataFrame, omics_parquet: str) -> None:

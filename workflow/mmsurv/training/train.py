@@ -16,7 +16,6 @@ from mmsurv.bags.data import read_clinical
 from mmsurv.model_catalog import is_linear_floor
 from mmsurv.models import model_modalities
 from mmsurv.training.dataset import eval_dataset, make_weighted_sampler
-from mmsurv.training.linear import fit_linear_fold
 from mmsurv.training.loop import (
     StepConfig,
     cindex,
@@ -35,6 +34,7 @@ from mmsurv.training.outputs import (
 from mmsurv.training.params import DEFAULT_PARAMS, LEAKY_SELECTION, resolve_params
 from mmsurv.training.setup import (
     FoldCases,
+    FoldData,
     FoldInputs,
     FoldJob,
     build_datasets,
@@ -95,8 +95,16 @@ def train_fold(
         splits_tsv=splits_tsv,
     )
     job.out.mkdir(parents=True, exist_ok=True)
+    if p["modality_dropout"] > 0 and not {"path", "omic"} <= job.modalities:
+        log.info(
+            "modality_dropout %s does nothing for %s (it does not read both pathology and "
+            "genomics)", p["modality_dropout"], model_name,
+        )  # fmt: skip
     clinical = read_clinical(clinical_tsv)
     if is_linear_floor(model_name):
+        # Imported here: the floors' sklearn pipeline is start-up a deep model's job never uses.
+        from mmsurv.training.linear import fit_linear_fold
+
         return fit_linear_fold(job, clinical)
     cases = select_cases(job, clinical)
     inputs = load_inputs(job, cases)
@@ -122,6 +130,31 @@ def _check_protocol(job: FoldJob, cases: FoldCases, model: torch.nn.Module) -> N
         )
 
 
+def _missing_scorings(
+    job: FoldJob,
+    clinical: pd.DataFrame,
+    cases: FoldCases,
+    data: FoldData,
+    inputs: FoldInputs,
+    model: torch.nn.Module,
+    cfg: StepConfig,
+    pred: pd.DataFrame,
+    fallbacks: list[str],
+) -> pd.DataFrame:
+    """predictions_missing's rows: keep_unimodal's held-out cases join the none scoring."""
+    from mmsurv.training.missing import missing_predictions, unimodal_test_predictions
+
+    missing = missing_predictions(job, data, inputs, model, cfg, pred, fallbacks)
+    uni = unimodal_test_predictions(job, cases, data, inputs, model, cfg, clinical, fallbacks)
+    if uni is None:
+        return missing
+    both = pd.concat([missing, uni.assign(withheld="none")], ignore_index=True)
+    order = {"none": 0, "path": 1, "omic": 2}
+    return both.sort_values("withheld", key=lambda w: w.map(order), kind="stable").reset_index(
+        drop=True
+    )
+
+
 def _run(
     job: FoldJob, clinical: pd.DataFrame, cases: FoldCases, inputs: FoldInputs
 ) -> dict[str, Any]:
@@ -143,6 +176,8 @@ def _run(
         l1_scaling=p["l1_scaling"],
         l1_scope=p["l1_scope"],
         partial_step=p["partial_step"],
+        modality_dropout=p["modality_dropout"] if {"path", "omic"} <= job.modalities else 0.0,
+        seed=job.seed,
     )
     _check_protocol(job, cases, model)
     optimizer = make_optimizer(model, p)
@@ -168,6 +203,12 @@ def _run(
     selected_epoch = select_weights(model, fit, p["epochs"])
     haz, sv = predict_fold(model, data.ds_test, cfg, p["n_bins"], fallbacks)
     pred = predictions_frame(job, cases, data, inputs, haz, sv)
+    pred_missing = _missing_scorings(
+        job, clinical, cases, data, inputs, model, cfg, pred, fallbacks
+    )
+    pred = pred_missing[pred_missing["withheld"] == "none"].drop(columns="withheld")
+    if p["missing_modality"] != "exclude" or not {"path", "omic"} <= job.modalities:
+        pred = pred.drop(columns="modalities_used")  # the column marks keep_unimodal scorings
     if fit.leaky is not None:  # the tables print the gap to the last epoch from this column
         last = (fit.leaky_summary() or {}).get("last_epoch_cindex")
         pred["last_epoch_cindex"] = np.nan if last is None else float(last)
@@ -179,7 +220,11 @@ def _run(
         risk=-sv_fit.sum(axis=1), model_selection=p["model_selection"],
         encoder_weights=inputs.encoder_weights,
     )  # fmt: skip
-    test_ci = cindex(data.ds_test.events, data.ds_test.times, pred["risk"].to_numpy())
+    test_ci = cindex(
+        pred["event"].to_numpy(dtype=bool),
+        pred["survival_months"].to_numpy(dtype=float),
+        pred["risk"].to_numpy(),
+    )
     meta = fold_meta(
         job,
         cases,
@@ -191,6 +236,8 @@ def _run(
         fallbacks=fallbacks,
         test_ci=test_ci,
     )
-    write_outputs(job, pred, fit.history, model, meta, train_pred)
+    if fit.leaky is not None:
+        pred_missing["last_epoch_cindex"] = pred["last_epoch_cindex"].iloc[0]
+    write_outputs(job, pred, fit.history, model, meta, train_pred, pred_missing)
     log.info("%s %s fold %d: test c-index %.4f", job.cohort, job.model_name, job.fold, test_ci)
     return fold_summary(job, cases, fit, fallbacks, test_ci)
