@@ -12,7 +12,6 @@ from typing import Any
 import h5py
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from mmsurv.io import atomic_path, py_value
 
@@ -63,6 +62,10 @@ def read_clinical(tsv: str | os.PathLike[str]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- folds
 def make_folds(clinical: pd.DataFrame, n_folds: int = 5, seed: int = 0) -> pd.DataFrame:
     """Assign each case one held-out fold, stratified by event × time quartile when possible."""
+    # Imported here: sklearn (+ scipy) costs seconds of start-up that every train job importing
+    # this module (read_clinical, BagStore) would otherwise pay without making folds.
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     n = len(clinical)
     if n_folds < 2:
         raise ValueError(f"n_folds must be >= 2, got {n_folds}")

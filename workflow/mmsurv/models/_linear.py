@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
+# sksurv (sklearn, scipy) is imported where an estimator is built: `mmsurv.models` imports this
+# module, and a deep model's train job would otherwise pay seconds of start-up for it.
+if TYPE_CHECKING:
+    from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
 
 __all__ = ["FloorFeatures", "LinearFloor", "Penalty"]
 
@@ -75,6 +78,8 @@ class LinearFloor:
 
     def path_estimator(self) -> CoxnetSurvivalAnalysis:
         """Coxnet that fits the whole regularisation path once, to give the alpha grid."""
+        from sksurv.linear_model import CoxnetSurvivalAnalysis
+
         return CoxnetSurvivalAnalysis(
             l1_ratio=float(self.l1_ratio),
             n_alphas=int(self.n_alphas),
@@ -85,6 +90,8 @@ class LinearFloor:
     def grid_estimator(self, alphas: Any, *, baseline: bool = False) -> CoxnetSurvivalAnalysis:
         """Coxnet along the given alphas (largest first, warm starts); with `baseline`, it
         keeps the Breslow baseline of each alpha (for S(t))."""
+        from sksurv.linear_model import CoxnetSurvivalAnalysis
+
         return CoxnetSurvivalAnalysis(
             l1_ratio=float(self.l1_ratio),
             alphas=[float(a) for a in alphas],
@@ -94,4 +101,6 @@ class LinearFloor:
 
     def ridge_estimator(self) -> CoxPHSurvivalAnalysis:
         """Cox proportional hazards with a fixed ridge penalty 0.5 * alpha * ||beta||^2."""
+        from sksurv.linear_model import CoxPHSurvivalAnalysis
+
         return CoxPHSurvivalAnalysis(alpha=float(self.alpha), ties="breslow")

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from sksurv.metrics import concordance_index_censored
 
+from mmsurv.training.concordance import cindex
 from mmsurv.training.dataset import SurvivalDataset
 from mmsurv.training.losses import nll_surv_loss
 
@@ -95,14 +95,6 @@ class Fit:
             "last_epoch_cindex": num(last),
             "gap": num(chosen - last),
         }
-
-
-def cindex(events: np.ndarray, times: np.ndarray, risks: np.ndarray) -> float:
-    """Harrell's c-index (sksurv), NaN when no pair is comparable."""
-    try:
-        return float(concordance_index_censored(events.astype(bool), times, risks)[0])
-    except ValueError:  # all censored, < 2 samples, or no comparable pairs
-        return float("nan")
 
 
 def _inputs(
