@@ -102,6 +102,64 @@ def test_inner_cv_never_sees_the_held_out_cases(cohort: dict[str, str], tmp_path
     np.testing.assert_array_equal(ra["risk"], rb["risk"])
 
 
+def test_inner_cv_is_repeated_over_shuffles_of_the_training_cases() -> None:
+    """inner_repeats shuffles of event-stratified inner folds; one repeat = StratifiedKFold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from mmsurv.training.linear import _inner_splits
+
+    events = np.random.default_rng(0).random(90) < 0.4
+    splits = _inner_splits(events, 5, seed=7, repeats=3)
+    assert len(splits) == 15
+    for r in range(3):  # each repeat's validation folds partition the training cases
+        val = np.concatenate([v for _, v in splits[5 * r : 5 * r + 5]])
+        assert sorted(val) == list(range(90))
+        for fit, v in splits[5 * r : 5 * r + 5]:
+            assert not set(fit) & set(v) and 5 <= events[v].sum() <= 8  # stratified by event
+    assert not all((a[1] == b[1]).all() for a, b in zip(splits[:5], splits[5:10], strict=True))
+    single = StratifiedKFold(5, shuffle=True, random_state=7).split(np.zeros((90, 1)), events)
+    for a, b in zip(_inner_splits(events, 5, seed=7, repeats=1), single, strict=True):
+        np.testing.assert_array_equal(a[1], b[1])
+    with pytest.raises(ValueError, match="model_kwargs.coxnet_omic.inner_repeats"):
+        create_floor("coxnet_omic", inner_repeats=0)
+
+
+def test_breslow_baseline_matches_sksurv_and_stays_a_survival_curve_at_any_risk_spread() -> None:
+    """Moderate risks: sksurv's Breslow S(t | x); risks spanning +-45 (a tiny Coxnet alpha on
+    thousands of genes): still 0 <= S <= 1, non-increasing, where sksurv's went > 1 and inf."""
+    from sksurv.linear_model.coxph import BreslowEstimator
+
+    from mmsurv.training.linear import Breslow
+
+    rng = np.random.default_rng(0)
+    time, event = rng.exponential(20, 300).round(1), rng.random(300) < 0.5
+    at = np.quantile(time[event], [0.1, 0.5, 0.9])
+    risk = rng.normal(0, 0.5, 300)
+    ref = BreslowEstimator().fit(risk, event, time).get_survival_function(risk[:5])
+    want = np.array([fn(at) for fn in ref])
+    np.testing.assert_allclose(Breslow.fit(risk, time, event).survival(risk[:5], at), want)
+    wide = rng.normal(0, 15, 300)
+    base = Breslow.fit(wide, time, event)
+    s = base.survival(np.array([-45.0, 0.0, 45.0, wide.max() + 5]), np.sort(time))
+    assert np.isfinite(s).all() and (s >= 0).all() and (s <= 1).all()
+    assert (np.diff(s, axis=1) <= 0).all() and (base.cumhaz >= 0).all()
+
+
+def test_floor_checkpoint_rebuilds_the_predicted_survival(
+    cohort: dict[str, str], tmp_path: Path
+) -> None:
+    """S(t | x) from checkpoint.pt (coef, offset, log baseline) = the predictions' surv_j."""
+    _run(cohort, tmp_path, "cox_clinical", fold=1)
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    pred = pd.read_parquet(tmp_path / "predictions.parquet")
+    edges = np.asarray(json.loads((tmp_path / "meta.json").read_text())["bin_edges"])
+    idx = np.searchsorted(ck["baseline_time"].numpy(), edges[1:], side="right") - 1
+    log_h = np.where(idx >= 0, ck["baseline_log_cumhazard"].numpy()[np.clip(idx, 0, None)], -np.inf)
+    surv = np.exp(-np.exp(log_h[None, :] + pred["risk"].to_numpy()[:, None]))
+    cols = [c for c in pred.columns if c.startswith("surv_")]
+    np.testing.assert_allclose(surv, pred[cols].to_numpy(), rtol=1e-6, atol=1e-9)
+
+
 # --------------------------------------------------------------------------- coxnet_path
 def test_coxnet_path_reads_the_mean_patch_feature(cohort: dict[str, str], tmp_path: Path) -> None:
     ids = read_splits(cohort["splits_tsv"])["case_id"].tolist()[:5]

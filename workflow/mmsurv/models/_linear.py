@@ -32,8 +32,10 @@ class LinearFloor:
 
     elastic_net: `CoxnetSurvivalAnalysis(l1_ratio)` path fitted once on the training cases
     (`n_alphas` alphas down to `alpha_min_ratio` x the largest), then alpha chosen by its mean
-    c-index over `inner_folds` event-stratified folds of the training cases (each inner fold
-    fits the path on the others). ridge: `CoxPHSurvivalAnalysis(alpha)`.
+    c-index over `inner_folds` event-stratified folds of the training cases, repeated
+    `inner_repeats` times with different shuffles (each inner fold fits the path on the others;
+    one shuffle alone makes the chosen alpha, and the test c-index, depend on the seed).
+    ridge: `CoxPHSurvivalAnalysis(alpha)`.
     """
 
     name: str
@@ -43,6 +45,7 @@ class LinearFloor:
     n_alphas: int = 30
     alpha_min_ratio: float = 0.01
     inner_folds: int = 5
+    inner_repeats: int = 3
     alpha: float = 1.0
     max_iter: int = 100_000
 
@@ -62,6 +65,8 @@ class LinearFloor:
             )
         if int(self.inner_folds) < 2:
             raise ValueError(f"{where}.inner_folds must be >= 2, got {self.inner_folds}")
+        if int(self.inner_repeats) < 1:
+            raise ValueError(f"{where}.inner_repeats must be >= 1, got {self.inner_repeats}")
         if not (math.isfinite(float(self.alpha)) and float(self.alpha) >= 0):
             raise ValueError(f"{where}.alpha must be a number >= 0, got {self.alpha}")
         if int(self.max_iter) < 1:

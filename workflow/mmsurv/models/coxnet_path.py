@@ -17,6 +17,7 @@ def coxnet_path(
     n_alphas: int = 30,
     alpha_min_ratio: float = 0.01,
     inner_folds: int = 5,
+    inner_repeats: int = 3,
     max_iter: int = 100_000,
 ) -> LinearFloor:
     """scikit-survival Coxnet (elastic net) on the mean patch feature; alpha by inner CV."""
@@ -28,5 +29,6 @@ def coxnet_path(
         n_alphas=n_alphas,
         alpha_min_ratio=alpha_min_ratio,
         inner_folds=inner_folds,
+        inner_repeats=inner_repeats,
         max_iter=max_iter,
     )

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sksurv.util import Surv
@@ -60,7 +60,7 @@ __all__ = [
     "fit_ridge",
     "floor_inputs",
     "mean_pooled_bags",
-    "survival_at",
+    "Breslow",
 ]
 
 CATEGORICAL_COVARIATES = frozenset({"sex", "site", "stage", "race", "oncotree_code"})
@@ -89,6 +89,48 @@ class FloorFit:
     log: pd.DataFrame  # train_log.tsv: one row per alpha (inner-CV c-index) or the one fit
 
 
+@dataclass(frozen=True)
+class Breslow:
+    """Breslow baseline cumulative hazard of a fitted Cox model, for any spread of its risks.
+
+    Written by hand because scikit-survival's BreslowEstimator (sksurv 0.25) forms each risk-set
+    sum by subtracting from the total: when one exp(risk) dominates (risks spanning +-40 at a
+    small Coxnet alpha; TCGA-BLCA fold 4) the sums cancel, the cumulative hazard goes negative
+    and S(t | x) comes out > 1 or inf. Here the risk sets are reverse cumulative sums of
+    exp(risk - shift), shift = the largest training risk: no subtraction, no overflow.
+    """
+
+    times: np.ndarray  # distinct event times of the training cases, ascending
+    cumhaz: np.ndarray  # H0(t) at those times, for exp(risk - shift)
+    shift: float
+
+    @classmethod
+    def fit(cls, risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> Breslow:
+        """Fit on the training cases' risks (linear predictor), times and event flags."""
+        risk, time, event = (np.asarray(a) for a in (risk, time, event))
+        order = np.argsort(time, kind="stable")
+        t_sorted = time[order].astype(np.float64)
+        shift = float(np.max(risk))
+        at_risk = np.cumsum(np.exp(risk[order] - shift)[::-1])[::-1]  # sum over time >= t_i
+        times = np.unique(t_sorted[event[order].astype(bool)])
+        deaths = np.array([np.sum((time == t) & event.astype(bool)) for t in times], float)
+        denom = at_risk[np.searchsorted(t_sorted, times, side="left")]
+        return cls(times=times, cumhaz=np.cumsum(deaths / denom), shift=shift)
+
+    def log_cumhaz(self, risk: float, at: np.ndarray) -> np.ndarray:
+        """log H(t | risk) at `at` (-inf before the first event time)."""
+        idx = np.searchsorted(self.times, np.asarray(at, np.float64), side="right") - 1
+        h = np.where(idx >= 0, self.cumhaz[np.clip(idx, 0, None)], 0.0)
+        with np.errstate(divide="ignore"):
+            return np.log(h) + (float(risk) - self.shift)
+
+    def survival(self, risk: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """S(t | x) = exp(-H0(t) exp(risk)) at `at`: (n cases, n times); 1 before any event."""
+        idx = np.searchsorted(self.times, np.asarray(at, np.float64), side="right") - 1
+        h = np.where(idx >= 0, self.cumhaz[np.clip(idx, 0, None)], 0.0)
+        return np.exp(-np.outer(np.exp(np.asarray(risk, np.float64) - self.shift), h))
+
+
 def fit_linear_fold(job: FoldJob, clinical: pd.DataFrame) -> dict[str, Any]:
     """Fit the floor on folds != job.fold, score job.fold and write the four outputs."""
     t_start = time.perf_counter()
@@ -106,7 +148,8 @@ def fit_linear_fold(job: FoldJob, clinical: pd.DataFrame) -> dict[str, Any]:
         fit = fit_ridge(floor, inputs.train, y)
     test = clinical.loc[cases.test_ids]
     edges = _bin_edges(job, clinical, cases)
-    risk, sv, haz = _score(fit.estimator, inputs.test, edges)
+    baseline = Breslow.fit(fit.estimator.predict(inputs.train), y["time"], y["event"])
+    risk, sv, haz = _score(fit.estimator, baseline, inputs.test, edges)
     pred = prediction_table(
         job,
         cases.test_ids,
@@ -119,7 +162,7 @@ def fit_linear_fold(job: FoldJob, clinical: pd.DataFrame) -> dict[str, Any]:
         encoder_weights=inputs.encoder_weights,
     )
     # The same fit scores the training cases: the honest KM's per-fold cutpoints.
-    risk_fit, sv_fit, haz_fit = _score(fit.estimator, inputs.train, edges)
+    risk_fit, sv_fit, haz_fit = _score(fit.estimator, baseline, inputs.train, edges)
     train_pred = train_risk_table(
         job, cases, times=train["survival_months"].to_numpy(float),
         events=train["event"].to_numpy(bool), haz=haz_fit, sv=sv_fit, risk=risk_fit,
@@ -128,7 +171,7 @@ def fit_linear_fold(job: FoldJob, clinical: pd.DataFrame) -> dict[str, Any]:
     test_ci = cindex(test["event"].to_numpy(bool), test["survival_months"].to_numpy(float), risk)
     seconds = time.perf_counter() - t_start
     meta = _meta(job, floor, cases, inputs, fit, edges, test_ci, seconds)
-    _write(job, floor, pred, fit, inputs, meta, train_pred)
+    _write(job, floor, pred, fit, baseline, inputs, meta, train_pred)
     log.info(
         "%s %s fold %d: %d train / %d test cases, %d features, alpha %.4g, %d non-zero "
         "coefficients, test c-index %.4f",
@@ -141,11 +184,11 @@ def fit_linear_fold(job: FoldJob, clinical: pd.DataFrame) -> dict[str, Any]:
 
 
 def _score(
-    estimator: Any, x: pd.DataFrame, edges: np.ndarray
+    estimator: Any, baseline: Breslow, x: pd.DataFrame, edges: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Risk (linear predictor), S(t | x) at the bin ends and the bins' hazards of cases `x`."""
     risk = np.asarray(estimator.predict(x), dtype=np.float64)
-    sv = survival_at(estimator, x, edges[1:])
+    sv = baseline.survival(risk, edges[1:])
     prev = np.hstack([np.ones((len(sv), 1)), sv[:, :-1]])
     with np.errstate(divide="ignore", invalid="ignore"):
         haz = np.where(prev > 0, 1.0 - sv / prev, 0.0)
@@ -290,8 +333,11 @@ def _clinical_stats(
 
 
 # --------------------------------------------------------------------------- fitting
-def _inner_splits(events: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, ...]]:
-    """Event-stratified inner folds of the training cases (fewer when events are scarce)."""
+def _inner_splits(
+    events: np.ndarray, n_folds: int, seed: int, repeats: int = 1
+) -> list[tuple[np.ndarray, ...]]:
+    """Event-stratified inner folds of the training cases (fewer when events are scarce),
+    `repeats` shuffles of them (repeat 1 = StratifiedKFold(shuffle=True, random_state=seed))."""
     n_events = int(events.sum())
     n_cens = int((~events).sum())
     if n_events < 2:
@@ -304,7 +350,8 @@ def _inner_splits(events: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.
         log.warning("inner CV: %d folds instead of %d (%d events, %d censored)",
                     k, n_folds, n_events, n_cens)  # fmt: skip
     x = np.zeros((len(events), 1))
-    return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(x, events))
+    cv = RepeatedStratifiedKFold(n_splits=k, n_repeats=repeats, random_state=seed)
+    return list(cv.split(x, events))
 
 
 def _fit_path(
@@ -354,7 +401,7 @@ def fit_coxnet(floor: LinearFloor, x: pd.DataFrame, y: np.ndarray, *, seed: int)
         warnings.simplefilter("ignore", RuntimeWarning)  # overflow while a small alpha diverges
         path, reached = _fit_path(floor, x, y, floor.path_estimator().fit(x, y).alphas_)
         alphas = np.asarray(path.alphas_[:reached], dtype=float)
-        splits = _inner_splits(y["event"], int(floor.inner_folds), seed)
+        splits = _inner_splits(y["event"], int(floor.inner_folds), seed, int(floor.inner_repeats))
         scores, reached_all = _inner_cindex(floor, x, y, alphas, splits)
         mean = np.nanmean(scores, axis=0)
         mean[reached_all:] = np.nan  # an alpha that diverged on some inner fold is not chosen
@@ -383,28 +430,19 @@ def fit_ridge(floor: LinearFloor, x: pd.DataFrame, y: np.ndarray) -> FloorFit:
     return FloorFit(est, np.asarray(est.coef_), float(floor.alpha), "fixed_penalty", table)
 
 
-def survival_at(estimator: Any, x: pd.DataFrame, times: np.ndarray) -> np.ndarray:
-    """S(t | x) at `times` from the fitted Breslow baseline: (n cases, n times).
-
-    A step function is constant after its last time, so times past it are clipped to it.
-    """
-    fns = estimator.predict_survival_function(x)
-    out = np.empty((len(fns), len(times)))
-    for i, fn in enumerate(fns):
-        out[i] = fn(np.clip(np.asarray(times, float), fn.domain[0], fn.domain[1]))
-    return out
-
-
 # --------------------------------------------------------------------------- outputs
-def _checkpoint(floor: LinearFloor, fit: FloorFit, inputs: FloorInputs) -> dict[str, Any]:
+def _checkpoint(
+    floor: LinearFloor, fit: FloorFit, baseline: Breslow, inputs: FloorInputs
+) -> dict[str, Any]:
     """checkpoint.pt: plain tensors, lists and numbers (torch.load(weights_only=True) reads it).
 
     risk(x) = x @ coef - offset on the preprocessed features; S(t | x) =
-    baseline_survival(t) ** exp(risk(x)), baseline_survival at baseline_time (a step function).
+    exp(-exp(baseline_log_cumhazard(t) + risk(x))) = baseline_survival(t) ** exp(risk(x)), both
+    step functions at baseline_time (the first form keeps its precision at any risk).
     """
     zero = pd.DataFrame(np.zeros((1, inputs.train.shape[1])), columns=inputs.train.columns)
-    base = fit.estimator.predict_survival_function(zero)[0]
     lp0 = float(fit.estimator.predict(zero)[0])
+    log_h0 = baseline.log_cumhaz(0.0, baseline.times)  # log H(t) of a case with risk(x) = 0
     return {
         "kind": "linear_floor",
         "model_name": floor.name,
@@ -413,11 +451,9 @@ def _checkpoint(floor: LinearFloor, fit: FloorFit, inputs: FloorInputs) -> dict[
         "feature_names": list(inputs.train.columns),
         "coef": torch.tensor(fit.coef, dtype=torch.float64),
         "offset": -lp0,
-        "baseline_time": torch.tensor(np.asarray(base.x), dtype=torch.float64),
-        # S0 at risk 0: S(t | x=0) = S0 ** exp(lp0), so S0 = S(t | 0) ** exp(-lp0)
-        "baseline_survival": torch.tensor(
-            np.asarray(base.y) ** math.exp(-lp0), dtype=torch.float64
-        ),
+        "baseline_time": torch.tensor(baseline.times, dtype=torch.float64),
+        "baseline_log_cumhazard": torch.tensor(log_h0, dtype=torch.float64),
+        "baseline_survival": torch.tensor(np.exp(-np.exp(log_h0)), dtype=torch.float64),
         "preprocess": inputs.preprocess,
     }
 
@@ -469,6 +505,7 @@ def _write(
     floor: LinearFloor,
     pred: pd.DataFrame,
     fit: FloorFit,
+    baseline: Breslow,
     inputs: FloorInputs,
     meta: dict[str, Any],
     train_pred: pd.DataFrame,
@@ -485,7 +522,9 @@ def _write(
     with atomic_path(out / "train_log.tsv") as tmp:
         fit.log.to_csv(tmp, sep="\t", index=False)
     with atomic_path(out / "checkpoint.pt") as tmp:
-        torch.save({**_checkpoint(floor, fit, inputs), "meta": json.loads(_json(meta))}, tmp)
+        torch.save(
+            {**_checkpoint(floor, fit, baseline, inputs), "meta": json.loads(_json(meta))}, tmp
+        )
     write_text_atomic(out / "meta.json", _json(meta))
 
 
