@@ -22,4 +22,6 @@ write_paper_tables(
     published_map=snakemake.params.published_cohorts,
     out_prov=out.prov,
     ddof=snakemake.params.std_ddof,
+    # input.paired: each model vs the KM model (§ marks), only when rule paired_table is planned
+    paired=snakemake.input.paired[0] if snakemake.input.paired else None,
 )

@@ -352,6 +352,18 @@ def get_km_train_risks(wildcards):
     ]
 
 
+def paired_outputs():
+    """Rule paired_table's outputs when it is planned (more than one model), else []."""
+    if len(MODELS) <= 1:
+        return []
+    return [f"{OUT}/tables/paired.csv", f"{OUT}/tables/paired.md"]
+
+
+def paired_csv():
+    """tables/paired.csv as a list (Table 1/2 § marks), empty when paired_table is not planned."""
+    return paired_outputs()[:1]
+
+
 def get_final_outputs(wildcards=None):
     """The final targets: c-index, Table 1/2 and metrics tables, KM figures, run summary."""
     return [
@@ -366,11 +378,7 @@ def get_final_outputs(wildcards=None):
         f"{OUT}/tables/metrics.md",
         f"{OUT}/tables/missing_modality.csv",
         f"{OUT}/tables/missing_modality.md",
-        *(
-            [f"{OUT}/tables/paired.csv", f"{OUT}/tables/paired.md"]
-            if len(MODELS) > 1
-            else []
-        ),
+        *paired_outputs(),
         f"{OUT}/run_summary.md",
         *[f"{OUT}/figures/km_{c}.png" for c in COHORTS],
         *(acquisition_tables() if config["data_source"] == "tcga" else []),

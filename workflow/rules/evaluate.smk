@@ -51,6 +51,7 @@ rule paper_tables:
             if config["evaluation"]["published"]
             else []
         ),
+        paired=paired_csv(),
     output:
         table1_csv=report(
             f"{OUT}/tables/table1_comparison.csv",

@@ -28,8 +28,11 @@ __all__ = [
     "BELOW_FLOOR_MARK",
     "DISPLAY_NAMES",
     "FLOOR_HEADING",
+    "PAIRED_ALPHA",
+    "PAIRED_MARK",
     "PAPER_TABLES",
     "PaperTable",
+    "paired_note",
     "paper_table",
     "read_published",
     "render_latex",
@@ -57,6 +60,11 @@ DISPLAY_NAMES: dict[str, str] = {
 }
 FLOOR_HEADING = "Linear floor"
 BELOW_FLOOR_MARK = "‡"  # a comparison model's cell that does not beat its linear floor
+# A cell whose runs differ from the reference (KM) model's: paired Wilcoxon p < PAIRED_ALPHA.
+# Not † (UNDEFINED_MARK: a fold's c-index undefined) nor ‡: the next footnote symbol.
+PAIRED_MARK = "§"
+PAIRED_ALPHA = 0.05
+PAIRED_INPUT_COLUMNS = ("cohort", "model", "reference", "n_runs", "p_value")
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,7 @@ LONG_COLUMNS = [
     "group",
     "below_floor",
 ]
+PAIRED_LONG_COLUMNS = ["paired_reference", "paired_n_runs", "paired_p", "paired_significant"]
 GROUPS = ("comparison", "linear floor")
 
 
@@ -154,6 +163,8 @@ def paper_table(
     published_map: Mapping[str, str] | None = None,
     ddof: int = 1,
     decimals: int = 3,
+    paired: pd.DataFrame | None = None,
+    alpha: float = PAIRED_ALPHA,
 ) -> pd.DataFrame:
     """Long form of one paper table: the spec's configured models × cohorts, in paper order.
 
@@ -161,7 +172,10 @@ def paper_table(
     (second) / 0 on the displayed means of our models per cohort. With ``published`` and
     ``published_map`` (our cohort -> published column, e.g. TCGA-BLCA -> BLCA) the paper's
     mean/std and delta = ours - paper are filled where the paper has the model and cohort.
+    With ``paired`` (tables/paired.csv: each model vs the KM model) PAIRED_LONG_COLUMNS follow:
+    the reference, the paired runs, the Wilcoxon p and whether p < ``alpha`` (§ in the cell).
     """
+    columns = LONG_COLUMNS + (PAIRED_LONG_COLUMNS if paired is not None else [])
     floors = [m for m in spec.floors if m in set(configured_models)]
     models = [m for m in spec.models if m in set(configured_models)] + floors
     if published_map:
@@ -172,7 +186,7 @@ def paper_table(
                 f"{list(cohort_order)}"
             )
     if not models:
-        return pd.DataFrame(columns=LONG_COLUMNS)
+        return pd.DataFrame(columns=columns)
     summary = summarize_cindex(
         per_fold, ddof=ddof, model_order=models, cohort_order=cohort_order, decimals=decimals
     )
@@ -197,7 +211,33 @@ def paper_table(
     summary["delta"] = summary["mean"] - summary["paper_mean"]
     summary["group"] = np.where(summary["model"].isin(floors), GROUPS[1], GROUPS[0])
     summary["below_floor"] = _below_floor(summary, decimals)
-    return summary[LONG_COLUMNS].reset_index(drop=True)
+    if paired is not None:
+        summary = _with_paired(summary, paired, alpha)
+    return summary[columns].reset_index(drop=True)
+
+
+def _with_paired(summary: pd.DataFrame, paired: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """``summary`` with PAIRED_LONG_COLUMNS from the paired table (NaN p for the reference)."""
+    _require_columns(paired, PAIRED_INPUT_COLUMNS, "paired table")
+    refs = sorted(set(paired["reference"].astype(str)))
+    if len(refs) > 1:
+        raise ValueError(f"paired table: one reference model expected, got {refs}")
+    dup = paired.duplicated(["cohort", "model"])
+    if dup.any():
+        raise ValueError(
+            "paired table repeats (cohort, model) "
+            f"{paired.loc[dup, ['cohort', 'model']].iloc[0].tolist()}"
+        )
+    sub = paired[["cohort", "model", "n_runs", "p_value"]].rename(
+        columns={"n_runs": "paired_n_runs", "p_value": "paired_p"}
+    )
+    sub = sub.astype({"cohort": str, "model": str})
+    out = summary.merge(sub, on=["cohort", "model"], how="left")
+    out["paired_reference"] = refs[0] if refs else ""
+    out["paired_n_runs"] = out["paired_n_runs"].astype("Int64")
+    out["paired_p"] = out["paired_p"].astype(float)
+    out["paired_significant"] = (out["paired_p"] < alpha).fillna(False).astype(bool)
+    return out
 
 
 def _own_floors(model: str, floors: Collection[str]) -> list[str]:
@@ -241,6 +281,55 @@ def floor_note(long: pd.DataFrame, spec: PaperTable) -> list[str]:
     return notes
 
 
+def _min_exact_p(n_runs: int) -> float:
+    """Smallest exact two-sided Wilcoxon signed-rank p with ``n_runs`` pairs: 2 / 2**n."""
+    return 2.0 / 2.0**n_runs
+
+
+def paired_note(
+    long: pd.DataFrame,
+    spec: PaperTable,
+    alpha: float = PAIRED_ALPHA,
+    level: float = 0.95,
+) -> list[str]:
+    """The § note: the paired test against the KM model, and when too few runs can reach p."""
+    if "paired_p" not in long.columns or long.empty:
+        return []
+    tested = long[long["paired_n_runs"].notna() & (long["paired_n_runs"].fillna(0) > 0)]
+    if tested.empty:
+        return []
+    ref = str(tested["paired_reference"].iloc[0])
+    n_runs = sorted({int(n) for n in tested["paired_n_runs"]})
+    grid = {(int(f), int(s)) for f, s in zip(tested["n_folds"], tested["n_seeds"], strict=True)}
+    (f, s), *rest = sorted(grid)
+    if len(n_runs) == 1 and not rest and f * s == n_runs[0]:
+        runs = f"the {f} folds × {s} seed{'s' if s != 1 else ''} = {n_runs[0]} runs"
+    else:
+        span = str(n_runs[0]) if len(n_runs) == 1 else f"{n_runs[0]}–{n_runs[-1]}"
+        runs = f"the paired fold × seed runs ({span} per cohort)"
+    note = (
+        f"{PAIRED_MARK} paired difference to {spec.name(ref)} ({ref}, evaluation.km_model) "
+        f"with p < {alpha:g}: two-sided Wilcoxon signed-rank test over {runs}; Δ and "
+        f"{level:.0%} paired-bootstrap CI in tables/paired.md"
+    )
+    short = tested[[_min_exact_p(int(n)) >= alpha for n in tested["paired_n_runs"]]]
+    if len(short) == len(tested):
+        n = int(short["paired_n_runs"].max())
+        note += (
+            f"; with {n} runs no difference can reach p < {alpha:g} (smallest two-sided p "
+            f"{_min_exact_p(n):.4g}); repeated seeds are needed"
+        )
+    elif len(short):
+        cohorts = ", ".join(dict.fromkeys(short["cohort"]))
+        note += (
+            f"; in {cohorts} (≤ {int(short['paired_n_runs'].max())} runs) no difference can "
+            f"reach p < {alpha:g}; repeated seeds are needed"
+        )
+    elif not tested["paired_significant"].any():
+        note += f"; no difference reaches p < {alpha:g}"
+    return [note]
+
+
 def _has_published(long: pd.DataFrame) -> bool:
     """Whether any cohort of the table is mapped to a published column."""
     return bool((long["published_column"].astype(str) != "").any())
@@ -271,7 +360,8 @@ def _grid(
     """Model display names, per row (text, rank) cells in column order, and the first floor row.
 
     Our cells of the (model, cohort) pairs in ``flagged`` end in † (a fold's c-index undefined),
-    those of a comparison model not above its linear floor in ‡. The floor rows come last; the
+    those of a comparison model not above its linear floor in ‡, those that differ from the KM
+    model (paired p < alpha, column paired_significant) in §. The floor rows come last; the
     third value is the index of the first (len(names) when there is none).
     """
     pub = _has_published(long)
@@ -295,6 +385,7 @@ def _grid(
             r = m.loc[cohort]
             mark = UNDEFINED_MARK if (model, cohort) in flagged else ""
             mark += BELOW_FLOOR_MARK if bool(r["below_floor"]) else ""
+            mark += PAIRED_MARK if bool(r.get("paired_significant", False)) else ""
             cells.append((_pm(r["mean"], r["std"], decimals) + mark, int(r["rank"])))
             if pub:
                 cells.append((_pm(r["paper_mean"], r["paper_std"], decimals), 0))
@@ -362,11 +453,13 @@ _TEX_ESCAPE = {
     "–": "--",
     "—": "---",
     "✓": r"$\checkmark$",
+    "<": "$<$",  # text-mode < prints ¡ in the default OT1 font encoding
     "≤": r"$\leq$",
     "≥": r"$\geq$",
     "×": r"$\times$",
     "†": r"$^{\dagger}$",
     "‡": r"$^{\ddagger}$",
+    "§": r"$^{\S}$",
 }
 
 
@@ -470,12 +563,13 @@ def write_paper_table(
     notes: Sequence[str] = (),
     ddof: int = 1,
     decimals: int = 3,
+    paired: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Write one paper table as long-form CSV, Markdown and LaTeX (atomically); return it.
 
     Notes: ``notes`` plus :func:`derive_notes` (random-init encoders, selection policy, std
-    definition, † folds with an undefined c-index) and, with published numbers, where they
-    come from and what delta means.
+    definition, † folds with an undefined c-index), with published numbers where they come
+    from and what delta means, and with ``paired`` (tables/paired.csv) the § test note.
     """
     long = paper_table(
         per_fold,
@@ -486,10 +580,17 @@ def write_paper_table(
         published_map=published_map,
         ddof=ddof,
         decimals=decimals,
+        paired=paired,
     )
     shown = per_fold[per_fold["model"].isin(long["model"]) & per_fold["cohort"].isin(cohort_order)]
     all_notes = derive_notes(shown, notes, ddof=ddof) if not long.empty else list(notes)
     all_notes += floor_note(long, spec) if not long.empty else []
+    level = (
+        float(paired["ci_level"].iloc[0])
+        if paired is not None and "ci_level" in paired.columns and len(paired)
+        else 0.95
+    )
+    all_notes += paired_note(long, spec, level=level)
     all_notes.append(
         "bold: best mean per cohort; underlined: second best (ranked on the rounded means "
         "shown, our runs only"

@@ -127,13 +127,15 @@ def write_paper_tables(
     published_map: Mapping[str, str] | None = None,
     out_prov: PathLike | None = None,
     ddof: int = 1,
+    paired: PathLike | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Table 1 and Table 2 of the paper (CSV, Markdown, LaTeX) from the per-fold c-index TSV.
 
     ``outputs[key]`` maps "csv", "md" and "tex" to paths for each key of
     :data:`paper_tables.PAPER_TABLES` to write. ``published[key]`` is the CSV with the paper's
     numbers for that table; with ``published_map`` (our cohort -> published column) the tables
-    gain paper and delta columns.
+    gain paper and delta columns. ``paired`` (tables/paired.csv) marks § the cells whose paired
+    Wilcoxon p against the KM model is below 0.05; None: no marks.
     """
     per_fold = pd.read_csv(
         folds_tsv,
@@ -146,6 +148,11 @@ def write_paper_tables(
     if unknown:
         raise ValueError(f"unknown table(s) {unknown}; known: {sorted(PAPER_TABLES)}")
     notes = _cindex_notes(per_fold, sorted(set(per_fold["model_selection"])), ddof=ddof)
+    paired_runs = (
+        pd.read_csv(paired, dtype={"cohort": str, "model": str, "reference": str})
+        if paired is not None
+        else None
+    )
     result = {}
     for key, paths in outputs.items():
         pub = None
@@ -163,6 +170,7 @@ def write_paper_tables(
             published_map=published_map if pub is not None else None,
             notes=notes,
             ddof=ddof,
+            paired=paired_runs,
         )
         log.info("%s: %d rows", key, len(result[key]))
     if out_prov is not None:
