@@ -185,6 +185,11 @@ def plot_km(
         p_maxstat=p_maxstat,
         subtitle=subtitle,
     )
+    _save_png_pdf(fig, out_png, out_pdf)
+
+
+def _save_png_pdf(fig: Any, out_png: str, out_pdf: str) -> None:
+    """Write `fig` as PNG (dpi 150) and PDF, each atomically, then close it."""
     try:
         with atomic_path(out_png) as tmp:
             fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
@@ -209,10 +214,4 @@ def plot_km_two_ways(
     ``labels``: make_km_two_ways_figure's keyword arguments (title, cutpoints, p-values).
     """
     fig = make_km_two_ways_figure(time, event, high_optimistic, high_honest, **labels)
-    try:
-        with atomic_path(out_png) as tmp:
-            fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
-        with atomic_path(out_pdf) as tmp:
-            fig.savefig(tmp, format="pdf", bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    _save_png_pdf(fig, out_png, out_pdf)
