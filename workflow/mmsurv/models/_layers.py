@@ -118,6 +118,8 @@ class SurvModel(nn.Module):
     # True for multimodal models whose forward takes path=None or omics=None (one modality
     # withheld: a learned missing token stands in for it, models/_missing.py); never both.
     accepts_missing: ClassVar[bool] = False
+    # What `patch_scores` returns, in words, for heatmap captions; None = no per-patch quantity.
+    patch_score_caption: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -139,6 +141,18 @@ class SurvModel(nn.Module):
         self.path_dim = path_dim
         self.omic_sizes = [int(s) for s in omic_sizes] if omic_sizes else []
         self.dropout = dropout
+
+    def patch_scores(
+        self, path: torch.Tensor, omics: Sequence[torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Per-patch scores of one bag for heatmaps: panel name -> (N,) tensor in bag order.
+
+        Models with patch-level attention or transport override this (and set
+        `patch_score_caption`). A single panel is named "attention"; models that attend per gene
+        family return one panel per family, "family0" ... "family{G-1}" in omics order. Called in
+        eval mode without gradients; the scores are real quantities of the forward pass.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no per-patch scores")
 
     def check_inputs(self, path: torch.Tensor | None, omics: Sequence[torch.Tensor] | None) -> None:
         """Raise a clear error when a needed modality is absent or mis-shaped."""
