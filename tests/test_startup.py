@@ -1,10 +1,13 @@
-"""Per-job start-up: a train job imports only its own model, and a deep one no sklearn/scipy."""
+"""Per-job start-up: a train job imports only its own model, a deep one no sklearn/scipy/dynamo."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+from test_train import make_cohort  # tests/ is on sys.path (rootdir imports)
 
 from mmsurv.model_catalog import MODEL_INPUTS
 from mmsurv.models import FLOOR_MODULES, MODEL_MODULES
@@ -30,3 +33,21 @@ def test_deep_train_job_imports_neither_sklearn_nor_other_models() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["mmsurv.models._layers", "mmsurv.models._linear",
                                   "mmsurv.models._registry", "mmsurv.models.snn"]  # fmt: skip
+
+
+def test_deep_train_job_never_imports_torch_dynamo(tmp_path: Path) -> None:
+    # torch.optim.Optimizer's methods import torch._dynamo (~2 CPU-s) on their first call; the
+    # training loop's Adam (training/setup.py) calls the functional update instead.
+    paths = make_cohort(tmp_path / "cohort", n=20)
+    code = (
+        "import json, sys\n"
+        "from mmsurv.training import train_fold\n"
+        f"s = train_fold(cohort='SYN', model_name='snn', fold=0, out_dir={str(tmp_path / 'out')!r},"
+        " params={'epochs': 2, 'grad_accum': 2, 'num_threads': 1}, seed=0, device='cpu',"
+        f" **{paths!r})\n"
+        "print(json.dumps([s['n_test'], 'torch._dynamo' in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    n_test, dynamo = json.loads(out.stdout.splitlines()[-1])
+    assert n_test > 0 and (tmp_path / "out" / "checkpoint.pt").is_file()  # it did train
+    assert not dynamo

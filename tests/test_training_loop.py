@@ -357,3 +357,60 @@ def test_nan_loss_fails_naming_the_case():
     with pytest.raises(NonFiniteLossError, match=r"mcat: training loss is nan at epoch 1, case c2"):
         train_one_epoch(model, opt, ds, [0, 2, 1], cfg)
     assert all(torch.isfinite(q).all() for q in model.parameters())
+
+
+class _WithUnused(_Linear):
+    """_Linear plus a parameter the loss never reaches (no gradient: Adam must skip it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.ones(3))
+
+
+def _adam_run(make_opt, epochs: int = 3) -> list[torch.Tensor]:
+    """Weights after `epochs` epochs (grad_accum 3, so partial steps too) with make_opt(model)."""
+    torch.manual_seed(0)
+    model = _WithUnused()
+    ds = _cohort(8)
+    opt = make_opt(model)
+    cfg = StepConfig(dev=CPU, need_path=False, need_omic=True, grad_accum=3)
+    for epoch in range(epochs):
+        train_one_epoch(model, opt, ds, [5, 1, 7, 0, 3, 2, 6, 4], cfg, epoch=epoch)
+    return _params(model)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_training_adam_gives_torch_adam_weights_to_the_bit(fused):
+    from mmsurv.training.setup import Adam
+
+    kw = {"lr": 0.05, "weight_decay": 0.01, "fused": fused}
+    ref = _adam_run(lambda m: torch.optim.Adam(m.parameters(), **kw))
+    ours = _adam_run(lambda m: Adam(m.parameters(), **kw))
+    assert all(torch.equal(a, b) for a, b in zip(ref, ours, strict=True))
+    # parameters(): the model's own `unused` first, then lin's weight and bias
+    assert torch.equal(ours[0], torch.ones(3))  # no gradient, no update (weight decay neither)
+    assert not torch.equal(ref[1], _adam_run(lambda m: Adam(m.parameters(), lr=0.0))[1])
+
+
+def test_make_optimizer_fused_is_the_plain_update_up_to_rounding():
+    from mmsurv.training.setup import make_optimizer
+
+    p = {"lr": 0.05, "weight_decay": 0.01}
+    assert make_optimizer(_Linear(), p).fused  # a CPU model: torch has the fused kernel
+    plain = _adam_run(lambda m: torch.optim.Adam(m.parameters(), **p))
+    made = _adam_run(lambda m: make_optimizer(m, p))
+    for a, b in zip(plain, made, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [({"lr": -1.0}, "lr=-1.0"), ({"lr": 0.1, "betas": (0.9, 1.0)}, r"betas=\(0.9, 1.0\)")],
+)
+def test_training_adam_refuses_bad_settings(kw, match):
+    from mmsurv.training.setup import Adam
+
+    with pytest.raises(ValueError, match=match):
+        Adam(_Linear().parameters(), **kw)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        Adam([], lr=0.1)

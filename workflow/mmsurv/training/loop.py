@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ __all__ = [
     "EpochResult",
     "Fit",
     "NonFiniteLossError",
+    "Optimizer",
     "StepConfig",
     "check_finite_loss",
     "cindex",
@@ -34,6 +35,16 @@ __all__ = [
     "select_weights",
     "train_one_epoch",
 ]
+
+
+class Optimizer(Protocol):
+    """What the loop asks of an optimizer: torch.optim's or setup.Adam (no torch._dynamo)."""
+
+    def step(self) -> Any:
+        """Update the parameters from their gradients."""
+
+    def zero_grad(self) -> None:
+        """Drop the gradients."""
 
 
 @dataclass(frozen=True)
@@ -201,7 +212,7 @@ def check_finite_loss(
 
 def train_one_epoch(
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Optimizer,
     ds: SurvivalDataset,
     order: Sequence[int],
     cfg: StepConfig,
@@ -296,7 +307,7 @@ def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def fit_epochs(
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Optimizer,
     sampler: torch.utils.data.Sampler[int] | None,
     ds_train: SurvivalDataset,
     ds_val: SurvivalDataset | None,
