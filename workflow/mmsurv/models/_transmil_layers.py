@@ -24,6 +24,7 @@ __all__ = [
     "NystromAttention",
     "TransLayer",
     "TransMILEncoder",
+    "fold_copies",
     "iterative_pinv",
     "pad_to_square",
 ]
@@ -89,6 +90,19 @@ class NystromAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, n, dim) → (B, n, dim)."""
+        return self.attend(x)[0]
+
+    def attend(
+        self, x: torch.Tensor, query: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """forward's output and, for token index `query`, its row of the attention matrix.
+
+        The row is the query's row of the Nyström approximation softmax(Q K̃ᵀ) · pinv · softmax(Q̃
+        Kᵀ) that forward applies to V, per head: (B, heads, n) over the n input tokens (the zero
+        pad tokens dropped). It costs O(n·m) like forward; the residual convolution of V is not
+        attention and is not in it. Rows sum to ≈ 1 (exactly when the pinv is exact), and entries
+        can be slightly negative (the approximation is not a softmax).
+        """
         b, n, _ = x.shape
         m, h = self.num_landmarks, self.heads
         # design (as the reference): zero tokens are prepended until n is a multiple of m and no
@@ -110,11 +124,18 @@ class NystromAttention(nn.Module):
         attn3 = torch.softmax(q_land @ k.transpose(-1, -2), dim=-1)  # (B, h, m, n_pad)
         # design: the reference's product (attn1 @ pinv) @ (attn3 @ v), associated right to left:
         # n·m·d_h instead of n·m² multiply-adds (d_h < m in TransMIL: 64 vs 256).
-        out = attn1 @ (iterative_pinv(attn2, self.pinv_iterations) @ (attn3 @ v))
+        pinv = iterative_pinv(attn2, self.pinv_iterations)
+        out = attn1 @ (pinv @ (attn3 @ v))
+        row = None
+        if query is not None:
+            if not -n <= query < n:
+                raise IndexError(f"query={query} out of range for {n} tokens")
+            i = pad + query % n
+            row = ((attn1[:, :, i : i + 1] @ pinv) @ attn3).squeeze(2)[..., pad:]  # (B, h, n)
         if self.res_conv is not None:
             out = out + self.res_conv(v)
         out = out.transpose(1, 2).reshape(b, n_pad, h * self.dim_head)
-        return self.to_out(out)[:, -n:]
+        return self.to_out(out)[:, -n:], row
 
 
 class TransLayer(nn.Module):
@@ -143,6 +164,11 @@ class TransLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, n, dim) → (B, n, dim)."""
         return x + self.attn(self.norm(x))
+
+    def attend(self, x: torch.Tensor, query: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """forward's output and the attention row of token `query` (NystromAttention.attend)."""
+        out, row = self.attn.attend(self.norm(x), query)
+        return x + out, row
 
 
 def pad_to_square(tokens: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -203,6 +229,18 @@ class TransMILEncoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, dim) tokens → class token (1, dim) and the others (n', dim), n' = ⌈√n⌉² or n."""
+        cls, others, _ = self.encode(tokens)
+        return cls, others
+
+    def encode(
+        self, tokens: torch.Tensor, *, cls_attention: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """forward's outputs and, if asked, the class token's attention over the n' tokens.
+
+        The attention is the class token's row of layer2's (last layer's) Nyström attention,
+        averaged over heads and without the class token's own column: (n',) over forward's
+        tokens (with PPEG, the n input tokens then the square-padding copies; see fold_copies).
+        """
         side = 0
         if self.pos_layer is not None:
             tokens, side = pad_to_square(tokens)
@@ -210,5 +248,26 @@ class TransMILEncoder(nn.Module):
         h = self.layer1(h)
         if self.pos_layer is not None:
             h = self.pos_layer(h, side)
-        h = self.norm(self.layer2(h)).squeeze(0)
-        return h[:1], h[1:]
+        row = None
+        if cls_attention:  # the same layer, its class-token attention row kept
+            h, row = self.layer2.attend(h, 0)
+        else:
+            h = self.layer2(h)
+        h = self.norm(h).squeeze(0)
+        scores = None if row is None else row[0].mean(0)[1:]
+        return h[:1], h[1:], scores
+
+
+def fold_copies(scores: torch.Tensor, n: int) -> torch.Tensor:
+    """Map (n',) scores over pad_to_square's tokens back to the n inputs, copies added in.
+
+    pad_to_square appends copies of the first n' − n tokens, so token n + i is input i again.
+    """
+    if scores.ndim != 1 or not n <= scores.shape[0] <= 2 * n:
+        raise ValueError(
+            f"fold_copies: need (n', ) scores with n <= n' <= 2n, n={n}, got {tuple(scores.shape)}"
+        )
+    out = scores[:n].clone()
+    extra = scores.shape[0] - n
+    out[:extra] += scores[n:]
+    return out

@@ -58,6 +58,11 @@ class CLAMSB(SurvModel):
     """Linear 512 + ReLU → gated attention (512→256) → bag head n_bins; per-bin instance heads."""
 
     modalities = frozenset({"path"})
+    patch_score_caption = (
+        "Gated-attention weight of each patch in the bag-level pooling (the attention branch "
+        "that also picks the instance loss's top and bottom patches): softmax weight, sums to 1 "
+        "over the bag."
+    )
 
     def __init__(
         self,
@@ -87,6 +92,20 @@ class CLAMSB(SurvModel):
         self.classifier = nn.Linear(hidden, self.n_bins)
         self.instance_classifiers = nn.ModuleList(nn.Linear(hidden, 2) for _ in range(self.n_bins))
 
+    def _pool(self, path: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Patch embeddings (N, hidden), attention-pooled bag (1, hidden), softmax weights (N,)."""
+        h = self.fc(path)
+        pooled, weights = self.attention(h)
+        return h, pooled, weights
+
+    @torch.no_grad()
+    def patch_scores(
+        self, path: torch.Tensor, omics: Sequence[torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """{"attention": (N,)} the attention branch's weights that pool the bag (caption)."""
+        self.check_inputs(path, omics)
+        return {"attention": self._pool(path)[2].float()}
+
     def instance_loss(self, h: torch.Tensor, weights: torch.Tensor, label: int) -> torch.Tensor:
         """CLAM's in-class instance loss: the label's head calls top-k patches 1, bottom-k 0.
 
@@ -115,8 +134,7 @@ class CLAMSB(SurvModel):
     ) -> ModelOutput:
         """Predict hazards from the bag; in training with `label` also return the instance loss."""
         self.check_inputs(path, omics)
-        h = self.fc(cast(torch.Tensor, path))  # (N, hidden)
-        pooled, weights = self.attention(h)
+        h, pooled, weights = self._pool(cast(torch.Tensor, path))
         logits = self.classifier(pooled)
         aux = None
         if self.training and label is not None:

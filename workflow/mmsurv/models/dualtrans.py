@@ -21,7 +21,7 @@ from torch import nn
 from mmsurv.models._layers import FamilyNetworks, ModelOutput, SurvModel
 from mmsurv.models._missing import missing_token
 from mmsurv.models._registry import register_model
-from mmsurv.models._transmil_layers import TransMILEncoder
+from mmsurv.models._transmil_layers import TransMILEncoder, fold_copies
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -48,6 +48,14 @@ class DualTrans(SurvModel):
     # The family SNNs and the gene encoder over their tokens (the decoders see pathology).
     omic_modules = ("sig_networks", "gen_encoder")
     accepts_missing = True
+    patch_score_caption = (
+        "attention: the pathology encoder's class token over the patch tokens in its last "
+        "Nyström layer; decoder: the pathology decoder's class token, likewise, over the patch "
+        "tokens after each patch attended to the gene families. Head means of the approximated "
+        "attention rows (a square-padding copy added to its patch): each sums to about 1 over the "
+        "bag, less the class token's attention to itself (and to the zero tokens padding bags "
+        "shorter than the landmark count), and can be slightly negative."
+    )
 
     def __init__(
         self,
@@ -101,17 +109,44 @@ class DualTrans(SurvModel):
         out, _ = attn(q.unsqueeze(0), kv.unsqueeze(0), kv.unsqueeze(0), need_weights=False)
         return out.squeeze(0)
 
+    @staticmethod
+    def _encode(
+        encoder: TransMILEncoder, x: torch.Tensor, cls_attention: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """encoder(x) (a module call, so its hooks run) or, for patch_scores, encoder.encode."""
+        if cls_attention:
+            return encoder.encode(x, cls_attention=True)
+        cls, tokens = encoder(x)
+        return cls, tokens, None
+
     def forward(
         self, path: torch.Tensor | None = None, omics: Sequence[torch.Tensor] | None = None
     ) -> ModelOutput:
         """Predict one case's hazards; aux_loss is CMTA's weighted L1 alignment term."""
         self.check_inputs(path, omics)
+        return self._run(path, omics)[0]
+
+    def _run(
+        self,
+        path: torch.Tensor | None,
+        omics: Sequence[torch.Tensor] | None,
+        *,
+        cls_attention: bool = False,
+    ) -> tuple[ModelOutput, dict[str, torch.Tensor]]:
+        """The forward pass; with cls_attention also the two pathology class-token attentions.
+
+        Returned as {"attention": encoder, "decoder": decoder}, each (n',) over the square-padded
+        pathology tokens (TransMILEncoder.encode); empty without cls_attention.
+        """
         p = self.missing_path if path is None else self.path_fc(path)  # (N, d)
         g = self.missing_omic if omics is None else self.sig_networks(omics)  # (G, d)
 
-        cls_p_enc, tok_p = self.path_encoder(p)  # (1, d), (⌈√N⌉², d) incl. the square padding
+        # (1, d), (⌈√N⌉², d) incl. the square padding
+        cls_p_enc, tok_p, att_enc = self._encode(self.path_encoder, p, cls_attention)
         cls_g_enc, tok_g = self.gen_encoder(g)  # (1, d), (G, d)
-        cls_p_dec, _ = self.path_decoder(self._cross(self.path_in_gen, tok_p, tok_g))
+        cls_p_dec, _, att_dec = self._encode(
+            self.path_decoder, self._cross(self.path_in_gen, tok_p, tok_g), cls_attention
+        )
         cls_g_dec, _ = self.gen_decoder(self._cross(self.gen_in_path, tok_g, tok_p))
 
         # CMTA's concat fusion averages each modality's encoder and decoder class tokens.
@@ -120,7 +155,21 @@ class DualTrans(SurvModel):
         aux = self.alpha * (
             F.l1_loss(cls_p_dec, cls_p_enc.detach()) + F.l1_loss(cls_g_dec, cls_g_enc.detach())
         )
-        return ModelOutput.from_logits(logits, aux_loss=aux)
+        scores = {}
+        if att_enc is not None and att_dec is not None:
+            scores = {"attention": att_enc, "decoder": att_dec}
+        return ModelOutput.from_logits(logits, aux_loss=aux), scores
+
+    @torch.no_grad()
+    def patch_scores(
+        self, path: torch.Tensor, omics: Sequence[torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Class-token attention on each patch in the pathology encoder and decoder (caption)."""
+        self.check_inputs(path, omics)
+        if path is None:
+            raise ValueError("DualTrans.patch_scores needs a pathology bag, got None")
+        _, scores = self._run(path, omics, cls_attention=True)
+        return {k: fold_copies(v, path.shape[0]).float() for k, v in scores.items()}
 
 
 @register_model

@@ -28,6 +28,10 @@ class MCAT(SurvModel):
     # The family SNNs and the genomic head over their tokens (snn_trans is this branch alone).
     omic_modules = ("sig_networks", "omic_head")
     accepts_missing = True
+    patch_score_caption = (
+        "Genomics-guided co-attention: family g's token (the query) attends over the patches; "
+        "panel family g is that softmax weight per patch, which sums to 1 over the bag."
+    )
 
     def __init__(self, *, d: int = 256, n_heads: int = 8, n_layers: int = 2, **kwargs: Any) -> None:
         kwargs.setdefault("dropout", 0.25)
@@ -72,6 +76,18 @@ class MCAT(SurvModel):
         h_coattn, _ = self.coattend(h_omic, h_path)
         h = torch.cat([self.path_head(h_coattn), self.omic_head(h_omic)], dim=1)  # (1, 2d)
         return ModelOutput.from_logits(self.classifier(self.mm(h)))
+
+    @torch.no_grad()
+    def patch_scores(
+        self, path: torch.Tensor, omics: Sequence[torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """{"family{g}": (N,)} each family's co-attention weights over the patches (caption)."""
+        self.check_inputs(path, omics)
+        if path is None:
+            raise ValueError("MCAT.patch_scores needs a pathology bag, got None")
+        h_path, h_omic = self.embed(path, omics)
+        _, weights = self.coattend(h_omic, h_path)  # (G, N): forward's co-attention
+        return {f"family{g}": w.float() for g, w in enumerate(weights)}
 
 
 @register_model

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import ot
@@ -151,6 +151,57 @@ def segment_attention_pool(
     return pooled, w
 
 
+def patch_caption(*, use_bdca: bool, use_ot: bool, grouping: str) -> str:
+    """Ours' patch_score_caption: which quantity patch_scores returns for these options."""
+    group = "k-means cluster" if grouping == "kmeans" else "random group"
+    within = (
+        "the patch's gated-attention weight within its random group"
+        if grouping == "random_attn"
+        else f"the patch's share of its {group}'s mean (1 / the {group}'s size)"
+    )
+    if use_bdca:
+        return (
+            "Cross-attention from the genomics side (BDCA): family g's token attends over the "
+            f"pathology tokens, each built from one {group} of patches; panel family g is that "
+            f"softmax weight on the patch's token times {within}, so it sums to 1 over the bag."
+        )
+    if use_ot:
+        return (
+            "Optimal transport between the pathology tokens (each built from one "
+            f"{group} of patches) and the family tokens: panel family g is G × the mass moved "
+            f"from the patch's token to family g (its weight in family g's transported token) "
+            f"times {within}; it sums to G × the mass family g receives (1 for balanced OT, "
+            "typically less for the default unbalanced OT)."
+        )
+    return (
+        "No per-family quantity (BDCA and OT off): the patch's weight in its pathology token, "
+        f"{within}; it sums to the number of tokens over the bag."
+    )
+
+
+class Members(NamedTuple):
+    """Which patch enters which pathology token with what weight: K (token, patch, weight) rows.
+
+    One row per patch, except when a bag has fewer patches than tokens (a patch then fills
+    several tokens). The weights of one token sum to 1 (its mean's 1/size, or its softmax).
+    """
+
+    token: torch.Tensor  # (K,) token index in [0, C_p)
+    patch: torch.Tensor  # (K,) patch index in [0, N)
+    weight: torch.Tensor  # (K,)
+
+    @classmethod
+    def of_means(cls, group: torch.Tensor, counts: torch.Tensor) -> Members:
+        """Every patch in the mean of its group: weight 1 / group size; counts (C_p, 1)."""
+        idx = torch.arange(group.shape[0], device=group.device)
+        return cls(group, idx, 1.0 / counts.squeeze(1)[group])
+
+    def scatter(self, token_weights: torch.Tensor, n: int) -> torch.Tensor:
+        """(R, C_p) weights per token → (R, N) per patch: Σ over the patch's rows, × its weight."""
+        rows = token_weights[:, self.token] * self.weight.to(token_weights.dtype)
+        return token_weights.new_zeros(token_weights.shape[0], n).index_add_(1, self.patch, rows)
+
+
 class Ours(SurvModel):
     """Pathology + genomics survival model with SimMe, BDCA and OT (Zhang et al. 2025).
 
@@ -174,6 +225,8 @@ class Ours(SurvModel):
 
     modalities = frozenset({"path", "omic"})
     accepts_missing = True
+    # The full model's; each instance sets its own from its options (ablations differ).
+    patch_score_caption = patch_caption(use_bdca=True, use_ot=True, grouping="random_mean")
 
     def __init__(
         self,
@@ -213,6 +266,9 @@ class Ours(SurvModel):
         if grouping not in GROUPINGS:
             raise ValueError(f"grouping={grouping!r}; choose one of {GROUPINGS}")
         self.grouping = grouping
+        self.patch_score_caption = patch_caption(  # type: ignore[misc]
+            use_bdca=use_bdca, use_ot=use_ot, grouping=grouping
+        )
         self.kmeans_iters, self.kmeans_sample = int(kmeans_iters), int(kmeans_sample)
 
         # design: "a linear layer" per group, followed by ReLU + dropout as MCAT/MOTCat's wsi_net.
@@ -244,6 +300,10 @@ class Ours(SurvModel):
 
     def group_patches(self, path: torch.Tensor) -> torch.Tensor:
         """Randomly partition the (N, D) bag into C_p groups and average each → (C_p, D)."""
+        return self._group_means(path)[0]
+
+    def _group_means(self, path: torch.Tensor) -> tuple[torch.Tensor, Members]:
+        """group_patches' (C_p, D) means and which patch enters which mean with what weight."""
         n, c = path.shape[0], self.n_groups
         # Training draws from the global (seeded) RNG; evaluation uses a fixed seed so that a
         # case's prediction does not depend on what was evaluated before it.
@@ -251,14 +311,16 @@ class Ours(SurvModel):
         perm = torch.randperm(n, generator=gen).to(path.device)
         if n < c:
             # design: fewer patches than groups → groups reuse patches cyclically (one each).
-            return path[perm[torch.arange(c, device=path.device) % n]]
+            picked = perm[torch.arange(c, device=path.device) % n]
+            tok = torch.arange(c, device=path.device)
+            return path[picked], Members(tok, picked, path.new_ones(c))
         # Position i of the permutation goes to group ⌊i·c/n⌋ (near-equal sizes); scattering the
         # group ids back avoids copying a possibly huge (N, D) bag at evaluation.
         group = torch.empty(n, dtype=torch.long, device=path.device)
         group[perm] = (torch.arange(n, device=path.device) * c) // n
         sums = path.new_zeros(c, path.shape[1]).index_add_(0, group, path)
         counts = torch.bincount(group, minlength=c).to(path.dtype).unsqueeze(1)
-        return sums / counts
+        return sums / counts, Members.of_means(group, counts)
 
     def _eval_generator(self) -> torch.Generator | None:
         """None (global RNG) in training; a generator seeded with eval_seed at evaluation."""
@@ -276,19 +338,26 @@ class Ours(SurvModel):
 
     def path_tokens(self, path: torch.Tensor) -> torch.Tensor:
         """The bag (N, D) → the C_p pathology tokens B^p (C_p, d), by `grouping`."""
+        return self._path_tokens(path)[0]
+
+    def _path_tokens(self, path: torch.Tensor) -> tuple[torch.Tensor, Members]:
+        """path_tokens' (C_p, d) tokens and each patch's weight in its token (Members)."""
         n, c = path.shape[0], self.n_groups
         if self.grouping == "random_mean" or n < c:
             # design: fewer patches than groups → each token is one patch (reused cyclically).
-            tokens = self.path_fc(self.group_patches(path))
+            means, members = self._group_means(path)
+            tokens = self.path_fc(means)
             if self.grouping == "kmeans":
                 share = path.new_full((c, 1), math.log(c / n))
                 tokens = tokens + self.group_size_fc(share)
-            return tokens
+            return tokens, members
         if self.grouping == "random_attn":
             h = self.path_fc(path)  # (N, d): the linear layer per patch, as ABMIL's fc
             att = self.group_attention
             scores = att.attention_c(att.attention_a(h) * att.attention_b(h)).squeeze(-1)
-            return segment_attention_pool(h, scores, self.random_group_ids(n, path.device), c)[0]
+            group = self.random_group_ids(n, path.device)
+            tokens, w = segment_attention_pool(h, scores, group, c)
+            return tokens, Members(group, torch.arange(n, device=path.device), w)
         labels, cent = kmeans_labels(
             path.detach(),
             c,
@@ -301,18 +370,35 @@ class Ours(SurvModel):
         # An empty cluster (possible after the subsample fit) is represented by its centroid.
         means = torch.where(counts > 0, sums / counts.clamp(min=1), cent.to(path.dtype))
         share = torch.log(c * counts.clamp(min=0.5) / n)
-        return self.path_fc(means) + self.group_size_fc(share)
+        return self.path_fc(means) + self.group_size_fc(share), Members.of_means(labels, counts)
 
-    def _cross(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Single-head scaled dot-product attention softmax(QKᵀ/√d) V."""
-        return torch.softmax(q @ k.T / math.sqrt(self.d), dim=-1) @ v
+    def _cross(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Single-head scaled dot-product attention softmax(QKᵀ/√d) V, and the softmax."""
+        a = torch.softmax(q @ k.T / math.sqrt(self.d), dim=-1)
+        return a @ v, a
 
     def forward(
         self, path: torch.Tensor | None = None, omics: Sequence[torch.Tensor] | None = None
     ) -> ModelOutput:
         """Predict one case's hazards; aux_loss = lambda_sim · (1 − cos) when SimMe is on."""
         self.check_inputs(path, omics)
-        b_p = self.missing_path if path is None else self.path_tokens(path)  # (C_p, d)
+        return self._run(path, omics)[0]
+
+    def _run(
+        self, path: torch.Tensor | None, omics: Sequence[torch.Tensor] | None
+    ) -> tuple[ModelOutput, torch.Tensor | None, Members | None]:
+        """The forward pass, plus the weights patch_scores reads.
+
+        Returns the output, the (G, C_p) family-by-pathology-token weights of `family_weights`
+        (None when BDCA and OT are both off) and the patches' Members (None without a bag).
+        """
+        members = None
+        if path is None:
+            b_p = self.missing_path
+        else:
+            b_p, members = self._path_tokens(path)  # (C_p, d)
         if omics is None:
             b_g = self.missing_omic
         else:
@@ -325,9 +411,12 @@ class Ours(SurvModel):
             # SimMe: global alignment of the mean-pooled token sets.
             aux = self.lambda_sim * (1.0 - F.cosine_similarity(b_p.mean(0), b_g.mean(0), dim=0))
 
+        family_weights = None
         if self.use_bdca:
-            b_pg = self._cross(self.q_p(b_p), self.k_g(b_g), self.v_g(b_g))  # (C_p, d)
-            b_gp = self._cross(self.q_g(b_g), self.k_p(b_p), self.v_p(b_p))  # (G, d)
+            b_pg, _ = self._cross(self.q_p(b_p), self.k_g(b_g), self.v_g(b_g))  # (C_p, d)
+            # b_gp: family g's query over the C_p tokens; its softmax (G, C_p) is the weight of
+            # each pathology token in family g's attended token (patch_scores' quantity).
+            b_gp, family_weights = self._cross(self.q_g(b_g), self.k_p(b_p), self.v_p(b_p))
         else:
             b_pg, b_gp = b_p, b_g
 
@@ -341,11 +430,34 @@ class Ours(SurvModel):
             # rows keep that fraction; we do not renormalise them, to keep the plan's mass signal.
             # MOTCat applies πᵀ unscaled (tokens shrink by ≈ 1/G; its post-LayerNorm absorbs it).
             b_pg_hat = (plan.T @ b_pg) * plan.shape[1]
+            if family_weights is None:  # without BDCA, patches reach families only by transport
+                family_weights = plan.T * plan.shape[1]  # (G, C_p): b_pg_hat = that @ b_pg
         else:
             b_pg_hat = b_pg
 
         h = torch.cat([self.path_agg(b_pg_hat), self.omic_agg(b_gp)], dim=1)  # (1, 2d)
-        return ModelOutput.from_logits(self.classifier(self.mm(h)), aux_loss=aux)
+        out = ModelOutput.from_logits(self.classifier(self.mm(h)), aux_loss=aux)
+        return out, family_weights, members
+
+    @torch.no_grad()
+    def patch_scores(
+        self, path: torch.Tensor, omics: Sequence[torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """{"family{g}": (N,)} family g's weight on the patch's token × the patch's weight in it.
+
+        With BDCA and OT both off there is no per-family quantity: {"attention": the patch's
+        weight in its token}. The instance's `patch_score_caption` says which one is returned.
+        """
+        self.check_inputs(path, omics)
+        if path is None:
+            raise ValueError("Ours.patch_scores needs a pathology bag, got None")
+        _, family_weights, members = self._run(path, omics)
+        members = cast(Members, members)  # a bag was given
+        n = path.shape[0]
+        if family_weights is None:
+            return {"attention": members.scatter(path.new_ones(1, self.n_groups), n)[0].float()}
+        scores = members.scatter(family_weights, n)  # (G, N)
+        return {f"family{g}": row.float() for g, row in enumerate(scores)}
 
 
 def _ablation(flag: str, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -89,6 +89,11 @@ class Porpoise(SurvModel):
     omic_modules = ("fc_omic", "fusion.linear_h2")
     concat_omics = True
     accepts_missing = True
+    patch_score_caption = (
+        "Gated-attention weight of each patch in the pathology branch's pooling (ABMIL, computed "
+        "from the patch alone, before fusion with the genomics): softmax weight, sums to 1 over "
+        "the bag."
+    )
 
     def __init__(
         self,
@@ -129,12 +134,26 @@ class Porpoise(SurvModel):
         self, path: torch.Tensor | None, omics: Sequence[torch.Tensor] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Branch outputs: pooled pathology (1, d) and omic (1, d) vectors (None: the token)."""
-        h = self.missing_path if path is None else self.path_fc(path)
-        pooled, _ = self.attention(h)
-        h_path = self.rho(pooled)
+        h_path, _ = self.embed_path(path)
         if omics is None:
             return h_path, self.missing_omic
         return h_path, self.fc_omic(torch.cat(list(omics)).unsqueeze(0))
+
+    def embed_path(self, path: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pathology branch: pooled vector (1, d) and the attention weights over the patches."""
+        h = self.missing_path if path is None else self.path_fc(path)
+        pooled, weights = self.attention(h)
+        return self.rho(pooled), weights
+
+    @torch.no_grad()
+    def patch_scores(
+        self, path: torch.Tensor, omics: Sequence[torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """{"attention": (N,)} the pathology branch's gated-attention weights (caption)."""
+        self.check_inputs(path, omics)
+        if path is None:
+            raise ValueError("Porpoise.patch_scores needs a pathology bag, got None")
+        return {"attention": self.embed_path(path)[1].float()}
 
     def forward(
         self, path: torch.Tensor | None = None, omics: Sequence[torch.Tensor] | None = None
