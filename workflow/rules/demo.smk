@@ -1,11 +1,19 @@
 # The embedded synthetic demo cohort (`data_source: demo`): slides, omics and clinical tables
-# generated from a seed (mmsurv.demo).
+# generated from a seed (mmsurv.demo), and beside the clinical table the hidden truth: risk per
+# case (truth.tsv), planted region share per slide (regions.tsv), regions per slide (GeoJSON).
 
 
 if config["data_source"] == "demo":
+    from mmsurv.demo import region_paths
+
+    # {cohort: {"truth", "table", "regions": {slide_id: path}}}, slides from the sheet
+    DEMO_HIDDEN = {
+        c: region_paths(config["clinical"].format(cohort=c), sheet().by_cohort[c])
+        for c in COHORTS
+    }
 
     rule demo_cohort:
-        """Generate the synthetic demo cohorts (slides, omics, clinical) from a seed."""
+        """Generate the synthetic demo cohorts (slides, omics, clinical, hidden truth) from a seed."""
         input:
             sheet=config["samples"],
             gene_families=config["gene_families"],
@@ -13,6 +21,11 @@ if config["data_source"] == "demo":
             slides=list(sheet().path_of.values()),
             clinical=expand(config["clinical"], cohort=COHORTS),
             omics=expand(config["omics"], cohort=COHORTS),
+            truth=[str(DEMO_HIDDEN[c]["truth"]) for c in COHORTS],
+            region_tables=[str(DEMO_HIDDEN[c]["table"]) for c in COHORTS],
+            regions=[
+                str(f) for c in COHORTS for f in DEMO_HIDDEN[c]["regions"].values()
+            ],
         log:
             f"{OUT}/logs/demo_cohort.log",
         benchmark:

@@ -1,5 +1,9 @@
 """Embedded demo cohort: synthetic slides, omics and survival driven by a hidden risk per case.
 
+The slides carry the risk only in planted tumour-like regions whose area grows with it; each
+slide's regions are written as a GeoJSON region file beside the cohort's hidden `truth.tsv`
+(`mmsurv.demo.regions`).
+
 Everything is deterministic for (seed, cohort name): random streams come from numpy Generators
 seeded with the seed and a stable (sha256) hash of the cohort name, never Python's hash().
 """
@@ -11,11 +15,18 @@ import hashlib
 import os
 import sys
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
 import pandas as pd
 
+from mmsurv.demo.regions import (
+    plant_regions,
+    planted_fraction,
+    region_geojson,
+    write_region_file,
+)
 from mmsurv.demo.synth import write_svs
 from mmsurv.genes import load_gene_families
 from mmsurv.io import write_text_atomic
@@ -24,7 +35,10 @@ __all__ = [
     "DEFAULT_COHORTS",
     "make_sheet",
     "make_cohort",
+    "Field",
+    "render_field",
     "render_tissue",
+    "region_paths",
     "slide_plan",
     "main",
 ]
@@ -44,6 +58,16 @@ FRACTION_NO_MPP = 0.05
 #: Survival model: Weibull times with scale exp(-BETA * r); then calibrated uniform censoring.
 BETA, WEIBULL_SHAPE, BASE_SCALE_MONTHS, MAX_FOLLOW_UP = 1.0, 1.5, 50.0, 150.0
 TARGET_CENSORED = 0.5
+
+#: Tissue colours (RGB): normal stroma and nuclei, and the planted tumour-like regions:
+#: stroma and nuclei, with their nuclei density (x the normal 1 / 700 px²) and mean radius (px).
+NORMAL_STROMA, NORMAL_NUCLEI = (232, 140, 185), (95, 50, 135)
+TUMOUR_STROMA, TUMOUR_NUCLEI = (196, 104, 204), (60, 25, 100)
+TUMOUR_DENSITY, TUMOUR_RADIUS = 4.0, 6.5
+#: The regions' grade (0-1, logistic in the risk, per-slide noise) scales their nuclei from
+#: x (1 - GRADE_SPAN / 2) to x (1 + GRADE_SPAN / 2) the density and +-GRADE_RADIUS px the radius:
+#: a model must look into the regions, not only count them, to read the whole risk.
+GRADE_SLOPE, GRADE_NOISE, GRADE_SPAN, GRADE_RADIUS = 1.5, 0.5, 0.8, 1.25
 
 # RNG stream ids (so that each part can be regenerated independently of the others)
 _SHEET, _CLINICAL, _OMICS, _SLIDE_PLAN, _SLIDE, _COVARIATES = 0, 1, 2, 3, 4, 5
@@ -194,19 +218,19 @@ def _blob_polygon(
     return np.rint(pts).astype(np.int32)
 
 
-def render_tissue(
-    rng: np.random.Generator,
-    risk: float,
-    width: int = WIDTH_20X,
-    height: int = HEIGHT_20X,
-    n_blobs: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Render an H&E-like field at 20x: (RGB uint8, tissue mask with holes removed).
+class Field(NamedTuple):
+    """One rendered 20x field: RGB, tissue mask (holes removed), planted regions, their grade."""
 
-    1-3 irregular blobs side by side (tissue ~30-60 % of the field), each with white lumens.
-    Risk raises the density and size of dark nuclei and shifts eosin towards purple; per-slide
-    noise keeps the signal learnable but not trivial.
-    """
+    rgb: np.ndarray
+    tissue: np.ndarray
+    region: np.ndarray
+    grade: float
+
+
+def _tissue_mask(
+    rng: np.random.Generator, width: int, height: int, n_blobs: int | None
+) -> np.ndarray:
+    """1-3 irregular tissue blobs side by side (~30-60 % of the field), each with white lumens."""
     mask = np.zeros((height, width), np.uint8)
     n_blobs = int(rng.integers(1, 4)) if n_blobs is None else int(n_blobs)
     shares = rng.dirichlet(np.full(n_blobs, 4.0)) + 0.4
@@ -234,32 +258,88 @@ def render_tissue(
             holes.append(_blob_polygon(rng, hx, hy, hrx, hry))
     for hole in holes:  # one call per polygon: overlapping polygons would XOR in one call
         cv2.fillPoly(mask, [hole], 0)
+    return mask
 
-    # eosin pink shifting towards purple with risk, on a smooth stromal texture
-    hue_shift = 0.5 * risk + rng.normal(0, 0.6)
-    eosin = np.array([232.0, 140.0 - 6 * hue_shift, 185.0 + 8 * hue_shift]) + rng.normal(0, 4, 3)
+
+def _nuclei(
+    rng: np.random.Generator,
+    img: np.ndarray,
+    where: np.ndarray,
+    per_px: float,
+    mean_r: float,
+    colour: np.ndarray,
+) -> None:
+    """Draw haematoxylin nuclei (`per_px` per px² of `where`, radius ~ mean_r) onto img."""
+    ys, xs = np.nonzero(where[::4, ::4])
+    n_nuc = int(per_px * 16 * len(xs))
+    if not n_nuc:
+        return
+    pick = rng.integers(0, len(xs), size=n_nuc)
+    px = xs[pick] * 4 + rng.integers(0, 4, size=n_nuc)
+    py = ys[pick] * 4 + rng.integers(0, 4, size=n_nuc)
+    radii = np.clip(rng.normal(mean_r, 1.0, size=n_nuc), 2, 10).round().astype(int)
+    haem = tuple(float(v) for v in colour + rng.normal(0, 5, 3))
+    for x, y, r in zip(px.tolist(), py.tolist(), radii.tolist(), strict=True):
+        cv2.circle(img, (x, y), r, haem, -1, lineType=cv2.LINE_AA)
+
+
+def render_field(
+    rng: np.random.Generator,
+    risk: float,
+    width: int = WIDTH_20X,
+    height: int = HEIGHT_20X,
+    n_blobs: int | None = None,
+) -> Field:
+    """Render an H&E-like field at 20x whose only pathology risk signal is planted regions.
+
+    Normal tissue (pink stroma, sparse small nuclei) does not depend on the risk. Inside it,
+    1-3 tumour-like regions (purple stroma, crowded large dark nuclei) cover a share of the
+    tissue that grows with the risk (`regions.planted_fraction`: ~2-35 %, per-slide noise),
+    and their nuclei get denser and larger with the risk too (`grade`, 0-1).
+    """
+    mask = _tissue_mask(rng, width, height, n_blobs)
+    region = plant_regions(rng, mask, planted_fraction(rng, risk))
+    grade = float(1.0 / (1.0 + np.exp(-(GRADE_SLOPE * risk + rng.normal(0, GRADE_NOISE)))))
+
     low = rng.normal(0, 1, size=(height // 32 + 1, width // 32 + 1)).astype(np.float32)
     texture = cv2.resize(low, (width, height), interpolation=cv2.INTER_CUBIC)
-    tissue = cv2.merge([cv2.convertScaleAbs(texture, alpha=14.0, beta=float(c)) for c in eosin])
     img = np.full((height, width, 3), 240, np.uint8)
-    cv2.copyTo(tissue, mask, img)
-
-    # haematoxylin nuclei: density and size grow with risk
-    density = np.exp(0.4 * risk + rng.normal(0, 0.45)) / 700.0  # nuclei per px² of tissue
-    ys, xs = np.nonzero(mask[::4, ::4])
-    n_nuc = int(density * 16 * len(xs))
-    if n_nuc:
-        pick = rng.integers(0, len(xs), size=n_nuc)
-        px = xs[pick] * 4 + rng.integers(0, 4, size=n_nuc)
-        py = ys[pick] * 4 + rng.integers(0, 4, size=n_nuc)
-        mean_r = 4.0 + 0.6 * risk + rng.normal(0, 0.6)
-        radii = np.clip(rng.normal(mean_r, 1.0, size=n_nuc), 2, 9).round().astype(int)
-        haem = tuple(float(v) for v in np.array([95.0, 50.0, 135.0]) + rng.normal(0, 5, 3))
-        for x, y, r in zip(px.tolist(), py.tolist(), radii.tolist(), strict=True):
-            cv2.circle(img, (x, y), r, haem, -1, lineType=cv2.LINE_AA)
-        img[mask == 0] = 240
+    for colour, where in ((NORMAL_STROMA, mask), (TUMOUR_STROMA, region)):
+        rgb = np.asarray(colour, float) + rng.normal(0, 4, 3)
+        layer = cv2.merge([cv2.convertScaleAbs(texture, alpha=14.0, beta=float(c)) for c in rgb])
+        cv2.copyTo(layer, where, img)
+    # nuclei: sparse and small everywhere; crowded, large and dark in the planted regions
+    _nuclei(
+        rng,
+        img,
+        mask,
+        np.exp(rng.normal(0, 0.3)) / 700.0,
+        4.0 + rng.normal(0, 0.4),
+        np.array(NORMAL_NUCLEI),
+    )
+    _nuclei(
+        rng,
+        img,
+        region,
+        TUMOUR_DENSITY * (1 + GRADE_SPAN * (grade - 0.5)) * np.exp(rng.normal(0, 0.2)) / 700.0,
+        TUMOUR_RADIUS + 2 * GRADE_RADIUS * (grade - 0.5) + rng.normal(0, 0.4),
+        np.array(TUMOUR_NUCLEI),
+    )
+    img[mask == 0] = 240
     img = cv2.GaussianBlur(img, (3, 3), 0)
-    return img, mask
+    return Field(img, mask, region, grade)
+
+
+def render_tissue(
+    rng: np.random.Generator,
+    risk: float,
+    width: int = WIDTH_20X,
+    height: int = HEIGHT_20X,
+    n_blobs: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`render_field` without its region mask: (RGB uint8, tissue mask with holes removed)."""
+    field = render_field(rng, risk, width, height, n_blobs)
+    return field.rgb, field.tissue
 
 
 def slide_plan(seed: int, cohort: str, slide_ids: list[str]) -> pd.DataFrame:
@@ -310,6 +390,8 @@ def make_cohort(
 ) -> None:
     """Write a cohort's slides (at the sheet's paths), omics, clinical and truth tables.
 
+    Beside the clinical table: `truth.tsv` (hidden risk per case), and with the slides
+    `regions.tsv` and `regions/{slide_id}.geojson` (the planted regions, `region_paths`).
     `write_slides=False` writes only the tables (same values: every part has its own stream).
     """
     required = {"cohort", "case_id", "slide_id", "path"}
@@ -343,14 +425,59 @@ def make_cohort(
     risk_of = dict(zip(cases, risk.tolist(), strict=True))
     plan = slide_plan(seed, cohort, rows["slide_id"].astype(str).tolist())
     slides = zip(rows.itertuples(index=False), plan.itertuples(), strict=True)
+    paths = region_paths(clinical_out, rows["slide_id"].astype(str).tolist())
+    region_rows = []
     for row, p in slides if write_slides else []:
-        srng = _rng(seed, cohort, _SLIDE, _stable_hash(str(row.slide_id)))
-        rgb20, _ = render_tissue(srng, risk_of[str(row.case_id)])
-        _write_slide(str(row.path), rgb20, p.app_mag, None if p.no_mpp else p.mpp)
+        slide_id, case_id = str(row.slide_id), str(row.case_id)
+        srng = _rng(seed, cohort, _SLIDE, _stable_hash(slide_id))
+        field = render_field(srng, risk_of[case_id])
+        _write_slide(str(row.path), field.rgb, p.app_mag, None if p.no_mpp else p.mpp)
+        scale = 2.0 if p.app_mag == 40.0 else 1.0
+        fraction = float(field.region.sum()) / max(int(field.tissue.sum()), 1)
+        collection = region_geojson(field.region, scale, slide_id=slide_id, fraction=fraction)
+        write_region_file(paths["regions"][slide_id], collection)
+        region_rows.append(
+            (
+                slide_id,
+                case_id,
+                round(risk_of[case_id], 6),
+                round(fraction, 6),
+                int(field.region.sum() * scale**2),
+                round(field.grade, 6),
+                len(collection["features"]),
+                p.app_mag,
+                scale,
+            )
+        )
 
     _write_tsv(omics, omics_out)
     _write_tsv(clinical, clinical_out)
-    _write_tsv(truth, Path(clinical_out).parent / "truth.tsv")
+    _write_tsv(truth, paths["truth"])
+    if write_slides:
+        columns = [
+            "slide_id",
+            "case_id",
+            "hidden_risk",
+            "region_fraction",
+            "region_area_level0",
+            "region_grade",
+            "n_regions",
+            "scan_magnification",
+            "level0_per_field_px",
+        ]
+        _write_tsv(pd.DataFrame(region_rows, columns=columns), paths["table"])
+
+
+def region_paths(clinical_out: str | os.PathLike[str], slide_ids: list[str]) -> dict[str, Any]:
+    """Where a cohort's hidden truth goes, beside its clinical table: `truth` (truth.tsv),
+    `table` (regions.tsv: per slide its region share of the tissue) and `regions`
+    ({slide_id: regions/{slide_id}.geojson})."""
+    base = Path(clinical_out).parent
+    return {
+        "truth": base / "truth.tsv",
+        "table": base / "regions.tsv",
+        "regions": {s: base / "regions" / f"{s}.geojson" for s in slide_ids},
+    }
 
 
 # --------------------------------------------------------------------------------------------
