@@ -17,6 +17,8 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/bags.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/attribution.smk"
+include: "workflow/rules/heatmaps.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -178,6 +178,35 @@ def test_demo_runs_end_to_end_with_report(tmp_path: Path) -> None:
         ARTIFACTS / "report_demo.png",
         caption_contains={"table1_comparison.md": ["random-init", "last_epoch"]},
     )
+    # Heatmaps and gene-family attributions (issue 16): every configured model x cohort, the
+    # chosen cases' CLAM-style h5 next to their coords, one PDF page per case.
+    import h5py
+
+    from mmsurv.demo.regions import attention_in_regions
+
+    hm, at = config["heatmaps"], config["attribution"]
+    regions = []
+    for cohort in cohorts:
+        for model in hm["models"]:
+            base = results / cohort / "heatmaps" / model
+            cases = pd.read_csv(base / "cases.tsv", sep="\t")
+            assert len(cases) == hm["n_high"] + hm["n_low"], (cohort, model)
+            assert len(list((base / "figures").glob("*.png"))) == len(cases)
+            for h5_path in (base / "slides").glob("*.h5"):
+                with h5py.File(h5_path) as h5:
+                    assert h5["coords"].shape == (h5["attention"].shape[0], 2), h5_path
+            if model == "attn_mil":  # recorded, not asserted: see issue 16's notes
+                got = attention_in_regions(
+                    base / "slides", results / "demo_data" / cohort / "regions"
+                )
+                regions.append({"cohort": cohort, "model": model, **got})
+        for model in at["models"]:
+            fams = pd.read_csv(results / cohort / "attribution" / model / "families.tsv", sep="\t")
+            assert len(fams) == 6, (cohort, model)
+    pd.DataFrame(regions).to_csv(ARTIFACTS / "demo_attention_in_regions.tsv", sep="\t")
+    shutil.copytree(
+        results / cohorts[0] / "heatmaps", ARTIFACTS / "demo_heatmaps", dirs_exist_ok=True
+    )
     for name in [
         "cindex.md",
         "cindex_folds.tsv",

@@ -30,6 +30,28 @@ MODEL_INPUTS: dict[str, frozenset[str]] = {
 LINEAR_FLOORS: tuple[str, ...] = ("coxnet_omic", "coxnet_path", "cox_clinical")
 """The linear floor models, in Table 1 order (not torch modules; no epochs, no bins learnt)."""
 
+HEATMAP_MODELS: tuple[str, ...] = (
+    "attn_mil",
+    "clam_sb",
+    "transmil",
+    "porpoise",
+    "mcat",
+    "dualtrans",
+    "ours",
+    "ours_wo_simme",
+    "ours_wo_bdca",
+    "ours_wo_ot",
+)
+"""Models with per-patch scores (`SurvModel.patch_scores`, a `patch_score_caption`): the ones
+rule heatmaps draws under `heatmaps.models: auto`. tests/test_heatmaps.py checks the classes."""
+
+ATTRIBUTION_MODELS: tuple[str, ...] = tuple(
+    m for m, inputs in MODEL_INPUTS.items() if "omic" in inputs and m not in LINEAR_FLOORS
+)
+"""Deep models that read omics: the ones rule attribution explains (Integrated Gradients over
+their omics inputs) under `attribution.models: auto`. The linear floors are left out (their
+coefficients are their attribution). tests/test_attribution.py checks it against MODEL_INPUTS."""
+
 
 def model_inputs(name: str) -> frozenset[str]:
     """The inputs ('path', 'omic', 'clinical') a model reads; unknown names list the known ones."""

@@ -25,7 +25,8 @@ from mmsurv.config import (
     provenance,
     sheet_error_message,
 )
-from mmsurv.model_catalog import MODEL_INPUTS, model_inputs
+from mmsurv.model_catalog import HEATMAP_MODELS, MODEL_INPUTS, model_inputs
+from mmsurv.model_catalog import ATTRIBUTION_MODELS
 
 # The demo (config/config.yaml) only when no --configfile is given; otherwise the user's config
 # alone, with the schema's defaults for every key it leaves out (never the demo's values).
@@ -352,6 +353,100 @@ def get_km_train_risks(wildcards):
     ]
 
 
+def explained_models(key, catalog):
+    """Trained models a post-training stage (config `key`.models) runs for: `auto` = every
+    trained model in `catalog`; a list keeps its trained models (the others are skipped with a
+    warning, so the demo's short lists survive a smaller training.models) and refuses any
+    model outside `catalog`."""
+    chosen = config[key]["models"]
+    if chosen == "auto":
+        return [m for m in MODELS if m in catalog]
+    unsupported = [m for m in chosen if m not in catalog]
+    if unsupported:
+        raise ValueError(
+            f"config key {key}.models: {unsupported} cannot be used; choose from {list(catalog)}"
+        )
+    untrained = [m for m in chosen if m not in MODELS]
+    if untrained:
+        logger.warning(f"{key}.models: skipping {untrained} (not in training.models)")
+    return [m for m in chosen if m in MODELS]
+
+
+def heatmap_models():
+    """Models to draw heatmaps for: every trained one with per-patch scores under `auto`."""
+    return explained_models("heatmaps", HEATMAP_MODELS)
+
+
+heatmap_models()  # heatmaps.models naming a model without per-patch scores stops the parse
+
+
+def get_heatmap_inputs(wildcards):
+    """Inputs of one heatmaps job: the model's first-seed fold runs (predictions,
+    checkpoints) and the cohort's bags, omics, features (coords) and slides."""
+    cohort, model = wildcards.cohort, wildcards.model
+    runs = [f"{OUT}/{cohort}/train/{model}/seed{SEEDS[0]}/fold{k}" for k in FOLDS]
+    slides = slides_of(cohort)
+    return {
+        "predictions": [f"{r}/predictions.parquet" for r in runs],
+        "checkpoints": [f"{r}/checkpoint.pt" for r in runs],
+        "bags": f"{OUT}/{cohort}/bags.h5",
+        "omics": f"{OUT}/{cohort}/omics.parquet",
+        "families": f"{OUT}/{cohort}/families.json",
+        "features": [f"{OUT}/{cohort}/features/{s}.h5" for s in slides],
+        "slides": [sheet().path_of[s] for s in slides],
+    }
+
+
+def get_heatmap_slide_files(wildcards):
+    """Slide id -> slide file of every slide of the cohort (the heatmaps' thumbnails)."""
+    return {s: sheet().path_of[s] for s in slides_of(wildcards.cohort)}
+
+
+def heatmap_outputs():
+    """The heatmaps' PDF and case table of every cohort x heatmap model."""
+    return [
+        f"{OUT}/{c}/heatmaps/{m}/{name}"
+        for c in COHORTS
+        for m in heatmap_models()
+        for name in ("heatmaps.pdf", "cases.tsv")
+    ]
+
+
+def attribution_models():
+    """Models whose omics attribution explains: every trained deep omics model under `auto`."""
+    return explained_models("attribution", ATTRIBUTION_MODELS)
+
+
+attribution_models()  # attribution.models naming a model that reads no omics stops the parse
+
+
+def get_attribution_inputs(wildcards):
+    """Inputs of one attribution job: the model's first-seed fold checkpoints, the cohort's
+    omics and families, and its bags when the model reads pathology."""
+    cohort, model = wildcards.cohort, wildcards.model
+    inputs = {
+        "checkpoints": [
+            f"{OUT}/{cohort}/train/{model}/seed{SEEDS[0]}/fold{k}/checkpoint.pt"
+            for k in FOLDS
+        ],
+        "omics": f"{OUT}/{cohort}/omics.parquet",
+        "families": f"{OUT}/{cohort}/families.json",
+    }
+    if "path" in model_inputs(model):
+        inputs["bags"] = f"{OUT}/{cohort}/bags.h5"
+    return inputs
+
+
+def attribution_outputs():
+    """The attribution tables and bar chart of every cohort x attribution model."""
+    return [
+        f"{OUT}/{c}/attribution/{m}/{name}"
+        for c in COHORTS
+        for m in attribution_models()
+        for name in ("genes.tsv", "families.tsv", "bars.png")
+    ]
+
+
 def paired_outputs():
     """Rule paired_table's outputs when it is planned (more than one model), else []."""
     if len(MODELS) <= 1:
@@ -365,7 +460,8 @@ def paired_csv():
 
 
 def get_final_outputs(wildcards=None):
-    """The final targets: c-index, Table 1/2 and metrics tables, KM figures, run summary."""
+    """The final targets: c-index, Table 1/2 and metrics tables, KM figures, heatmaps, run
+    summary."""
     return [
         f"{OUT}/tables/cindex.csv",
         f"{OUT}/tables/cindex.md",
@@ -379,6 +475,8 @@ def get_final_outputs(wildcards=None):
         f"{OUT}/tables/missing_modality.csv",
         f"{OUT}/tables/missing_modality.md",
         *paired_outputs(),
+        *heatmap_outputs(),
+        *attribution_outputs(),
         f"{OUT}/run_summary.md",
         *[f"{OUT}/figures/km_{c}.png" for c in COHORTS],
         *(acquisition_tables() if config["data_source"] == "tcga" else []),
