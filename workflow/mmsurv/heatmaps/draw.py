@@ -131,7 +131,7 @@ def draw_case(
             _draw_panel(ax, fig, slide, key, panels[key], norms[key])
         for j in range(len(keys), rows_per_slide * n_cols):
             axes[i * rows_per_slide + j // n_cols, j % n_cols].set_axis_off()
-    fig.suptitle(title, fontsize=10)
-    width = max(60, int(36 * n_cols))
+    width = max(60, int(36 * n_cols))  # characters that fit the figure's width
+    fig.suptitle("\n".join(textwrap.fill(line, width) for line in title.splitlines()), fontsize=10)
     fig.supxlabel(textwrap.fill(caption, width), fontsize=8)
     return fig
