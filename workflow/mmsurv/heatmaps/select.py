@@ -54,9 +54,12 @@ def choose_cases(
     n_low: int,
     eligible: Callable[[str], bool] | None = None,
 ) -> pd.DataFrame:
-    """The n_high highest- and n_low lowest-risk cases (ties by case id), highest first.
+    """The n_high highest- and n_low lowest-risk cases, ranked within their fold, highest first.
 
-    `eligible` filters the candidates (e.g. cases with a non-empty patch bag). With fewer
+    Each fold's model has its own risk scale, so raw risks pooled over folds would draw every
+    "high" case from one fold and every "low" one from another: cases are ranked by their risk's
+    percentile among the candidates of their fold (`risk_pct_in_fold`), ties by raw risk, then
+    case id. `eligible` filters the candidates (e.g. cases with a non-empty patch bag). With fewer
     candidates than n_high + n_low every candidate is drawn once: high risk first, the rest low.
     Adds `group` (high/low) and `rank` (1 = the most extreme of the group).
     """
@@ -65,10 +68,12 @@ def choose_cases(
     cand = pred if eligible is None else pred[[eligible(c) for c in pred["case_id"]]]
     if cand.empty:
         raise ValueError("heatmaps: no held-out case with a patch bag to draw")
-    ranked = cand.sort_values(["risk", "case_id"], ascending=[False, True], kind="stable")
+    cand = cand.assign(risk_pct_in_fold=cand.groupby("fold")["risk"].rank(pct=True))
+    order = ["risk_pct_in_fold", "risk", "case_id"]
+    ranked = cand.sort_values(order, ascending=[False, False, True], kind="stable")
     high = ranked.head(n_high)
     rest = ranked.iloc[len(high) :]
-    low = rest.sort_values(["risk", "case_id"], kind="stable").head(n_low)
+    low = rest.sort_values(order, kind="stable").head(n_low)
     if len(high) + len(low) < n_high + n_low:
         log.warning(
             "heatmaps: %d candidate case(s) for %d high + %d low; each case is drawn once",
@@ -78,4 +83,4 @@ def choose_cases(
     low = low.assign(group="low", rank=range(1, len(low) + 1))
     # highest risk first overall: the low group reversed (its rank 1 = the lowest risk, last)
     chosen = pd.concat([high, low.iloc[::-1]], ignore_index=True)
-    return chosen[["group", "rank", *_COLUMNS, "predictions"]]
+    return chosen[["group", "rank", *_COLUMNS, "risk_pct_in_fold", "predictions"]]
