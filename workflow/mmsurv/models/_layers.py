@@ -154,6 +154,15 @@ class SurvModel(nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} has no per-patch scores")
 
+    def check_score_inputs(
+        self, path: torch.Tensor | None, omics: Sequence[torch.Tensor] | None
+    ) -> torch.Tensor:
+        """check_inputs for patch_scores, which needs the bag (a withheld one has no patches)."""
+        self.check_inputs(path, omics)
+        if path is None:
+            raise ValueError(f"{type(self).__name__}.patch_scores needs a pathology bag, got None")
+        return path
+
     def check_inputs(self, path: torch.Tensor | None, omics: Sequence[torch.Tensor] | None) -> None:
         """Raise a clear error when a needed modality is absent or mis-shaped."""
         name = type(self).__name__

@@ -165,9 +165,7 @@ class DualTrans(SurvModel):
         self, path: torch.Tensor, omics: Sequence[torch.Tensor] | None = None
     ) -> dict[str, torch.Tensor]:
         """Class-token attention on each patch in the pathology encoder and decoder (caption)."""
-        self.check_inputs(path, omics)
-        if path is None:
-            raise ValueError("DualTrans.patch_scores needs a pathology bag, got None")
+        path = self.check_score_inputs(path, omics)
         _, scores = self._run(path, omics, cls_attention=True)
         return {k: fold_copies(v, path.shape[0]).float() for k, v in scores.items()}
 

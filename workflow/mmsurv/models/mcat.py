@@ -82,9 +82,7 @@ class MCAT(SurvModel):
         self, path: torch.Tensor, omics: Sequence[torch.Tensor] | None = None
     ) -> dict[str, torch.Tensor]:
         """{"family{g}": (N,)} each family's co-attention weights over the patches (caption)."""
-        self.check_inputs(path, omics)
-        if path is None:
-            raise ValueError("MCAT.patch_scores needs a pathology bag, got None")
+        path = self.check_score_inputs(path, omics)
         h_path, h_omic = self.embed(path, omics)
         _, weights = self.coattend(h_omic, h_path)  # (G, N): forward's co-attention
         return {f"family{g}": w.float() for g, w in enumerate(weights)}

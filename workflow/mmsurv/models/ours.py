@@ -448,9 +448,7 @@ class Ours(SurvModel):
         With BDCA and OT both off there is no per-family quantity: {"attention": the patch's
         weight in its token}. The instance's `patch_score_caption` says which one is returned.
         """
-        self.check_inputs(path, omics)
-        if path is None:
-            raise ValueError("Ours.patch_scores needs a pathology bag, got None")
+        path = self.check_score_inputs(path, omics)
         _, family_weights, members = self._run(path, omics)
         members = cast(Members, members)  # a bag was given
         n = path.shape[0]

@@ -150,9 +150,7 @@ class Porpoise(SurvModel):
         self, path: torch.Tensor, omics: Sequence[torch.Tensor] | None = None
     ) -> dict[str, torch.Tensor]:
         """{"attention": (N,)} the pathology branch's gated-attention weights (caption)."""
-        self.check_inputs(path, omics)
-        if path is None:
-            raise ValueError("Porpoise.patch_scores needs a pathology bag, got None")
+        path = self.check_score_inputs(path, omics)
         return {"attention": self.embed_path(path)[1].float()}
 
     def forward(
