@@ -18,6 +18,7 @@ from captum.attr import IntegratedGradients
 
 from mmsurv.bags.omics import read_families_json
 from mmsurv.model_catalog import is_linear_floor, model_inputs
+from mmsurv.training.outputs import read_checkpoint
 from mmsurv.training.setup import (
     FoldCases,
     FoldInputs,
@@ -70,25 +71,6 @@ class FoldAttribution:
     baseline: np.ndarray  # (n_positions,) the training-fold mean input
 
 
-def _read_checkpoint(checkpoint: str | Path, model_name: str) -> dict:
-    """The fold checkpoint written by training, checked to be a deep model of `model_name`."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"checkpoint not found: {path} (attribution reads the checkpoint that rule train "
-            f"writes for model {model_name!r}; run training first)"
-        )
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "meta" not in ckpt or "state_dict" not in ckpt:
-        kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"{path}: not a deep model checkpoint (kind {kind!r})")
-    if ckpt.get("model_name") != model_name:
-        raise ValueError(
-            f"{path}: checkpoint of model {ckpt.get('model_name')!r}, not {model_name!r}"
-        )
-    return ckpt
-
-
 def load_fold(
     checkpoint: str | Path,
     *,
@@ -109,7 +91,7 @@ def load_fold(
             f"attribution: {model_name!r} is not a deep model that reads omics (linear floors' "
             "coefficients are their attribution)"
         )
-    ckpt = _read_checkpoint(checkpoint, model_name)
+    ckpt = read_checkpoint(checkpoint, model_name)
     meta = ckpt["meta"]
     job = FoldJob(
         cohort=cohort,

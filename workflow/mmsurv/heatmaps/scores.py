@@ -16,6 +16,7 @@ import torch
 from mmsurv.bags.omics import Standardizer, read_families_json
 from mmsurv.io import py_value
 from mmsurv.models import create_model
+from mmsurv.training.outputs import read_checkpoint
 
 __all__ = [
     "CaseBag",
@@ -67,18 +68,10 @@ class SlideCoords:
 def load_fold_model(checkpoint: str | os.PathLike[str], model_name: str, case_id: str) -> FoldModel:
     """Rebuild the fold's model from checkpoint.pt (the kwargs it was trained with), eval mode."""
     path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"heatmaps: case {case_id}: checkpoint of the fold that held it out not found: {path}"
-        )
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "meta" not in ckpt:
-        raise ValueError(f"heatmaps: case {case_id}: {path} is not a deep model's checkpoint")
-    if ckpt.get("model_name") != model_name:
-        raise ValueError(
-            f"heatmaps: case {case_id}: {path} holds model {ckpt.get('model_name')!r}, "
-            f"not {model_name!r}"
-        )
+    try:
+        ckpt = read_checkpoint(path, model_name)
+    except (FileNotFoundError, ValueError) as err:  # name the case the heatmap was drawing
+        raise type(err)(f"heatmaps: case {case_id}: {err}") from err
     meta = dict(ckpt["meta"])
     model = create_model(model_name, **meta["model_kwargs_resolved"])
     model.load_state_dict(ckpt["state_dict"])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -182,6 +184,25 @@ def write_outputs(
     with atomic_path(out / "checkpoint.pt") as tmp:
         torch.save({"model_name": job.model_name, "state_dict": state, "meta": meta}, tmp)
     write_text_atomic(out / "meta.json", json.dumps(meta, indent=2, default=json_default))
+
+
+def read_checkpoint(checkpoint: str | os.PathLike[str], model_name: str) -> dict[str, Any]:
+    """A deep model's checkpoint.pt as write_outputs saves it, checked to hold `model_name`."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint not found: {path} (rule train writes it for model {model_name!r}; "
+            "run training first)"
+        )
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "meta" not in ckpt or "state_dict" not in ckpt:
+        kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path}: not a deep model checkpoint (kind {kind!r})")
+    if ckpt.get("model_name") != model_name:
+        raise ValueError(
+            f"{path}: checkpoint of model {ckpt.get('model_name')!r}, not {model_name!r}"
+        )
+    return ckpt
 
 
 def write_predictions_missing(
