@@ -21,6 +21,7 @@ from mmsurv.bags.stage import build_case_bags
 from mmsurv.heatmaps import make_heatmaps
 from mmsurv.model_catalog import HEATMAP_MODELS
 from mmsurv.models import create_model, list_models, model_class
+from mmsurv.training.outputs import checkpoint_path_scaler
 from mmsurv.training.train import train_fold
 
 torch.set_num_threads(1)
@@ -153,7 +154,9 @@ def test_h5_holds_the_fold_models_attention_at_the_slide_coords(run) -> None:
         model.load_state_dict(ckpt["state_dict"])
         model.eval()
         group = bags[f"cases/{row['case_id']}"]
-        feats = torch.from_numpy(group["features"][()])
+        scaler = checkpoint_path_scaler(ckpt, "checkpoint")  # the model reads z-scored patches
+        assert scaler is not None
+        feats = torch.from_numpy(scaler.transform(group["features"][()]))
         with torch.no_grad():
             weights = model.patch_scores(feats)["attention"].numpy()
         np.testing.assert_allclose(row["risk_recomputed"], row["risk"], rtol=1e-5)

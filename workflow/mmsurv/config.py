@@ -38,6 +38,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
             "per_model": {"snn": {"l1_reg": 1.0e-4}},
             "omic_input": "unique_genes",  # the signature genes once each (dataset_csv_sig)
             "partial_step": False,  # no step for the leftover group; its gradient carries over
+            "path_norm": "none",  # MCAT and CLAM feed the raw encoder features
         },
         "evaluation": {"std_ddof": 0},  # np.std over folds
     },

@@ -18,7 +18,7 @@ from captum.attr import IntegratedGradients
 
 from mmsurv.bags.omics import read_families_json
 from mmsurv.model_catalog import is_linear_floor, model_inputs
-from mmsurv.training.outputs import read_checkpoint
+from mmsurv.training.outputs import checkpoint_path_scaler, read_checkpoint
 from mmsurv.training.setup import (
     FoldCases,
     FoldInputs,
@@ -116,7 +116,7 @@ def load_fold(
         n_val=len(meta.get("inner_val_case_ids") or []),
         excluded={},
     )
-    inputs = load_inputs(job, cases)
+    inputs = load_inputs(job, cases, checkpoint_path_scaler(ckpt, str(checkpoint)))
     try:
         if inputs.omic_input != meta.get("omic_input", "families"):
             raise ValueError(
@@ -192,8 +192,8 @@ def attribute_fold(fm: FoldModel, n_steps: int, internal_batch_size: int = 8) ->
     risk, base_risk, delta = (np.zeros(len(fm.test_ids)) for _ in range(3))
     for i, case in enumerate(fm.test_ids):
         path = None
-        if fm.job.need_path and fm.inputs.store is not None:
-            path = torch.from_numpy(fm.inputs.store[case]).to(dev)
+        if fm.job.need_path and fm.inputs.bags is not None:
+            path = torch.from_numpy(fm.inputs.bags[case]).to(dev)
         x = [torch.from_numpy(b[i]).to(dev) for b in test_blocks]
         a, delta[i] = integrated_gradients(
             fm.model, path, x, base, n_steps, min(internal_batch_size, n_steps)

@@ -16,7 +16,8 @@ import torch
 from mmsurv.bags.omics import Standardizer, read_families_json
 from mmsurv.io import py_value
 from mmsurv.models import create_model
-from mmsurv.training.outputs import read_checkpoint
+from mmsurv.training.outputs import checkpoint_path_scaler, read_checkpoint
+from mmsurv.training.path_scaler import PathScaler
 
 __all__ = [
     "CaseBag",
@@ -38,6 +39,7 @@ class FoldModel:
     model: torch.nn.Module
     meta: dict[str, Any]
     checkpoint: Path
+    path_scaler: PathScaler | None = None  # path_norm zscore: the training patches' statistics
 
     @property
     def caption(self) -> str:
@@ -70,13 +72,14 @@ def load_fold_model(checkpoint: str | os.PathLike[str], model_name: str, case_id
     path = Path(checkpoint)
     try:
         ckpt = read_checkpoint(path, model_name)
+        scaler = checkpoint_path_scaler(ckpt, str(path))
     except (FileNotFoundError, ValueError) as err:  # name the case the heatmap was drawing
         raise type(err)(f"heatmaps: case {case_id}: {err}") from err
     meta = dict(ckpt["meta"])
     model = create_model(model_name, **meta["model_kwargs_resolved"])
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
-    return FoldModel(model=model, meta=meta, checkpoint=path)
+    return FoldModel(model=model, meta=meta, checkpoint=path, path_scaler=scaler)
 
 
 def read_case_bag(bags_h5: str | os.PathLike[str], case_id: str) -> CaseBag:
@@ -165,7 +168,8 @@ def score_case(
     Eval mode, no gradients, every patch of the bag (predictions are scored on the whole bag
     too); torch is seeded with the run's seed so a model with random grouping is repeatable.
     """
-    path = torch.from_numpy(bag.features)
+    feats = bag.features if fold.path_scaler is None else fold.path_scaler.transform(bag.features)
+    path = torch.from_numpy(feats)
     with torch.no_grad():
         torch.manual_seed(seed)
         panels = fold.model.patch_scores(path, omics)

@@ -19,7 +19,6 @@ import logging
 import pandas as pd
 import torch
 
-from mmsurv.bags.data import BagStore
 from mmsurv.training.dataset import SurvivalDataset, discretize
 from mmsurv.training.loop import StepConfig, predict_fold
 from mmsurv.training.modality import is_multimodal, modalities_used
@@ -112,7 +111,7 @@ def unimodal_test_predictions(
             continue
         times = clinical.loc[ids, "survival_months"].to_numpy(dtype=float)
         events = clinical.loc[ids, "event"].to_numpy(dtype=bool)
-        bags: BagStore | None = inputs.store if which == "omic" else None
+        bags = inputs.bags if which == "omic" else None
         omics = omics_blocks_for(job, inputs, ids) if which == "path" else None
         ds = SurvivalDataset(
             ids, labels=discretize(times, data.edges), events=events, times=times, bags=bags,

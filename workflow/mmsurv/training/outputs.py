@@ -17,9 +17,11 @@ import torch
 import mmsurv
 from mmsurv.io import atomic_path, json_default, write_text_atomic
 from mmsurv.training.loop import Fit
+from mmsurv.training.path_scaler import PathScaler
 from mmsurv.training.setup import FoldCases, FoldData, FoldInputs, FoldJob
 
 __all__ = [
+    "checkpoint_path_scaler",
     "fold_meta",
     "fold_summary",
     "summary_row",
@@ -138,6 +140,9 @@ def fold_meta(
         "test_case_ids": cases.test_ids,
         "encoder": inputs.encoder,
         "encoder_weights": inputs.encoder_weights,
+        # zscore: the statistics (checkpoint.pt's path_scaler) of this many training patches
+        "path_norm": p["path_norm"] if inputs.store is not None else None,
+        "path_norm_patches": None if inputs.path_scaler is None else inputs.path_scaler.n_patches,
         "model_selection": p["model_selection"],
         "selected_epoch": selected_epoch,
         # best_test_epoch_leaky: the held-out c-index of the selected and of the last epoch
@@ -166,10 +171,12 @@ def write_outputs(
     meta: dict[str, Any],
     train_pred: pd.DataFrame | None = None,
     pred_missing: pd.DataFrame | None = None,
+    path_scaler: PathScaler | None = None,
 ) -> None:
     """Write the fold's output files (train_risks.parquet when `train_pred`), each atomically.
 
     predictions_missing.parquet: `pred_missing`, else `pred` as the one scoring (withheld none).
+    checkpoint.pt holds `path_scaler`'s statistics (path_norm zscore) beside the weights.
     """
     out = job.out
     with atomic_path(out / "predictions.parquet") as tmp:
@@ -182,7 +189,10 @@ def write_outputs(
         pd.DataFrame(history).to_csv(tmp, sep="\t", index=False)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(out / "checkpoint.pt") as tmp:
-        torch.save({"model_name": job.model_name, "state_dict": state, "meta": meta}, tmp)
+        ckpt = {"model_name": job.model_name, "state_dict": state, "meta": meta}
+        if path_scaler is not None:
+            ckpt["path_scaler"] = path_scaler.state()
+        torch.save(ckpt, tmp)
     write_text_atomic(out / "meta.json", json.dumps(meta, indent=2, default=json_default))
 
 
@@ -203,6 +213,15 @@ def read_checkpoint(checkpoint: str | os.PathLike[str], model_name: str) -> dict
             f"{path}: checkpoint of model {ckpt.get('model_name')!r}, not {model_name!r}"
         )
     return ckpt
+
+
+def checkpoint_path_scaler(ckpt: dict[str, Any], where: str) -> PathScaler | None:
+    """The patch statistics a checkpoint's model was trained on; None for raw features."""
+    if (ckpt["meta"].get("path_norm") or "none") == "none":
+        return None  # path_norm none, a model without pathology, or a pre-path_norm checkpoint
+    if "path_scaler" not in ckpt:
+        raise ValueError(f"{where}: path_norm {ckpt['meta']['path_norm']!r} but no path_scaler")
+    return PathScaler.from_state(ckpt["path_scaler"], where)
 
 
 def write_predictions_missing(

@@ -17,6 +17,7 @@ __all__ = [
     "MISSING_MODALITY",
     "MODEL_SELECTION_POLICIES",
     "OMIC_INPUT",
+    "PATH_NORM",
     "model_params",
     "resolve_params",
 ]
@@ -39,6 +40,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "l1_scaling": "per_step",
     "l1_scope": "all",
     "omic_input": "families",
+    # z-score the patch features per dimension with the training patches' statistics
+    "path_norm": "zscore",
     "partial_step": True,
     # multimodal models: each training case loses pathology or genomics (p/2 each, never both)
     "modality_dropout": 0.0,
@@ -69,12 +72,16 @@ L1_SCOPE = ("all", "omic")
 # omic_input: models on the concatenated omics vector get the family blocks (a gene in two
 # families twice) or each omics column once.
 OMIC_INPUT = ("families", "unique_genes")
+# path_norm: the patch features z-scored per dimension on the training cases' patches, or raw
+# (training/path_scaler.py).
+PATH_NORM = ("zscore", "none")
 _CHOICES = {
     "bins_fit_on": BINS_FIT_ON,
     "l1_scaling": L1_SCALING,
     "l1_scope": L1_SCOPE,
     "omic_input": OMIC_INPUT,
     "missing_modality": MISSING_MODALITY,
+    "path_norm": PATH_NORM,
 }
 # Keys of the workflow's `training:` config that train_fold takes as arguments (or ignores);
 # `protocol` is expanded into the keys above when the config is parsed.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from mmsurv.bags.data import BagStore, bag_attrs, make_folds, read_splits
 from mmsurv.bags.omics import Standardizer, missing_counts, read_families_json
 from mmsurv.models import create_model, model_class
 from mmsurv.training.dataset import SurvivalDataset, discretize, time_bin_edges
+from mmsurv.training.path_scaler import PathScaler, ScaledBags
 
 # One logger for the stage's job log, named as before the stage was split into modules.
 log = logging.getLogger("mmsurv.training.train")
@@ -100,6 +101,14 @@ class FoldInputs:
     encoder: str = "none"
     encoder_weights: str = "none"
     path_dim: int | None = None
+    path_scaler: PathScaler | None = None  # path_norm zscore: the training patches' statistics
+
+    @property
+    def bags(self) -> Mapping[str, np.ndarray] | None:
+        """The bags as the model reads them: z-scored by `path_scaler` when there is one."""
+        if self.store is None or self.path_scaler is None:
+            return self.store
+        return ScaledBags(self.store, self.path_scaler)
 
 
 @dataclass(frozen=True)
@@ -309,10 +318,14 @@ def _omic_input(job: FoldJob, families: dict[str, list[str]]) -> str:
     return "unique_genes"
 
 
-def load_inputs(job: FoldJob, cases: FoldCases) -> FoldInputs:
+def load_inputs(
+    job: FoldJob, cases: FoldCases, path_scaler: PathScaler | None = None
+) -> FoldInputs:
     """Read the omics (standardised on the training cases) and open the bags the model reads.
 
-    The caller closes `store` (it is open only when the model reads pathology).
+    Under path_norm zscore the patch statistics are fitted on the training cases' bags, or
+    taken from `path_scaler` (a trained fold's checkpoint). The caller closes `store` (it is
+    open only when the model reads pathology).
     """
     families = read_families_json(job.families_json)
     inputs = FoldInputs(omic_sizes=[len(cols) for cols in families.values()])
@@ -335,7 +348,25 @@ def load_inputs(job: FoldJob, cases: FoldCases) -> FoldInputs:
         inputs.encoder_weights = str(attrs.get("weights", "unknown"))
         inputs.path_dim = int(attrs["feature_dim"]) if "feature_dim" in attrs else None
         inputs.store = BagStore(job.bags_h5)
+        # .get: the checkpoints of jobs from before path_norm hold no key and read raw features
+        if job.p.get("path_norm", "none") == "zscore":
+            try:
+                inputs.path_scaler = path_scaler or _fit_path_scaler(job, inputs.store, cases)
+            except Exception:
+                inputs.store.close()
+                raise
     return inputs
+
+
+def _fit_path_scaler(job: FoldJob, store: BagStore, cases: FoldCases) -> PathScaler:
+    """The patch statistics of the training cases' bags (inner-validation ones included)."""
+    check_bags(store, cases.train_ids, str(job.bags_h5))
+    scaler = PathScaler.fit(store, cases.train_ids)
+    log.info(
+        "path_norm zscore: patch statistics from %d patches of %d training cases",
+        scaler.n_patches, len(cases.train_ids),
+    )  # fmt: skip
+    return scaler
 
 
 def check_bags(store: BagStore, case_ids: list[str], bags_h5: str) -> None:
@@ -375,7 +406,7 @@ def build_datasets(
             labels=labels[sl],
             events=events[sl],
             times=times[sl],
-            bags=inputs.store,
+            bags=inputs.bags,
             omics=None if blocks is None else [b[sl] for b in blocks],
             training=training,
             max_patches=p["max_patches"],

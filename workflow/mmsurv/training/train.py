@@ -238,6 +238,6 @@ def _run(
     )
     if fit.leaky is not None:
         pred_missing["last_epoch_cindex"] = pred["last_epoch_cindex"].iloc[0]
-    write_outputs(job, pred, fit.history, model, meta, train_pred, pred_missing)
+    write_outputs(job, pred, fit.history, model, meta, train_pred, pred_missing, inputs.path_scaler)
     log.info("%s %s fold %d: test c-index %.4f", job.cohort, job.model_name, job.fold, test_ci)
     return fold_summary(job, cases, fit, fallbacks, test_ci)
