@@ -16,6 +16,7 @@ attribute_model(
     omics_parquet=snakemake.input.omics,
     families_json=snakemake.input.families,
     bags_h5=snakemake.input.get("bags"),
+    clinical_tsv=snakemake.input.get("clinical"),
     out_dir=str(Path(snakemake.output.genes).parent),
     n_steps=a["n_steps"],
     top_genes=a["top_genes"],

@@ -25,4 +25,5 @@ make_heatmaps(
     n_low=h["n_low"],
     top_patches=h["top_patches"],
     num_threads=snakemake.threads,
+    clinical_tsv=snakemake.input.get("clinical"),
 )

@@ -274,7 +274,7 @@ def test_omic_parameters_are_the_genomics_branch(model_name):
     omic = model.omic_parameters()
     ids = {id(q) for q in omic}
     assert len(ids) == len(omic) and ids <= {id(q) for q in every}
-    if mods == frozenset({"omic"}):
+    if "path" not in mods:  # omics only (snn_clinical: its clinical block is an omics block)
         assert len(omic) == len(every)
         return
     assert 0 < len(omic) < len(every)
@@ -300,7 +300,8 @@ def test_omic_parameters_are_the_genomics_branch(model_name):
 
 def test_concat_omics_marks_the_models_that_cat_the_families():
     """omic_input unique_genes applies to these models only; the family-token ones keep blocks."""
-    assert {n for n in list_models() if _model(n).concat_omics} == {"snn", "porpoise", "hfbsurv"}
+    concat = {"snn", "porpoise", "hfbsurv", "snn_clinical", "porpoise_clinical"}
+    assert {n for n in list_models() if _model(n).concat_omics} == concat
 
 
 @pytest.mark.parametrize("model_name", ["snn", "porpoise", "hfbsurv"])

@@ -20,6 +20,10 @@ MODEL_INPUTS: dict[str, frozenset[str]] = {
     "ours_wo_simme": frozenset({"path", "omic"}),
     "ours_wo_bdca": frozenset({"path", "omic"}),
     "ours_wo_ot": frozenset({"path", "omic"}),
+    # The clinical covariates (training.clinical_covariates) as one more omics block.
+    "snn_clinical": frozenset({"omic", "clinical"}),
+    "porpoise_clinical": frozenset({"path", "omic", "clinical"}),
+    "ours_clinical": frozenset({"path", "omic", "clinical"}),
     # Linear floors (models/coxnet_omic.py, coxnet_path.py, cox_clinical.py): scikit-survival
     # Cox models fitted in training/linear.py, shown in Table 1 under "Linear floor".
     "coxnet_omic": frozenset({"omic"}),
@@ -41,6 +45,8 @@ HEATMAP_MODELS: tuple[str, ...] = (
     "ours_wo_simme",
     "ours_wo_bdca",
     "ours_wo_ot",
+    "porpoise_clinical",
+    "ours_clinical",
 )
 """Models with per-patch scores (`SurvModel.patch_scores`, a `patch_score_caption`): the ones
 rule heatmaps draws under `heatmaps.models: auto`. tests/test_heatmaps.py checks the classes."""

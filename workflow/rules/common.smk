@@ -386,7 +386,7 @@ def get_heatmap_inputs(wildcards):
     cohort, model = wildcards.cohort, wildcards.model
     runs = [f"{OUT}/{cohort}/train/{model}/seed{SEEDS[0]}/fold{k}" for k in FOLDS]
     slides = slides_of(cohort)
-    return {
+    inputs = {
         "predictions": [f"{r}/predictions.parquet" for r in runs],
         "checkpoints": [f"{r}/checkpoint.pt" for r in runs],
         "bags": f"{OUT}/{cohort}/bags.h5",
@@ -395,6 +395,9 @@ def get_heatmap_inputs(wildcards):
         "features": [f"{OUT}/{cohort}/features/{s}.h5" for s in slides],
         "slides": [sheet().path_of[s] for s in slides],
     }
+    if "clinical" in model_inputs(model):  # *_clinical models: their covariates' block
+        inputs["clinical"] = config["clinical"].format(cohort=cohort)
+    return inputs
 
 
 def get_heatmap_slide_files(wildcards):
@@ -434,6 +437,8 @@ def get_attribution_inputs(wildcards):
     }
     if "path" in model_inputs(model):
         inputs["bags"] = f"{OUT}/{cohort}/bags.h5"
+    if "clinical" in model_inputs(model):  # *_clinical models: their covariates' block
+        inputs["clinical"] = config["clinical"].format(cohort=cohort)
     return inputs
 
 

@@ -18,6 +18,7 @@ from captum.attr import IntegratedGradients
 
 from mmsurv.bags.omics import read_families_json
 from mmsurv.model_catalog import is_linear_floor, model_inputs
+from mmsurv.training.clinical import clinical_columns
 from mmsurv.training.outputs import checkpoint_path_scaler, read_checkpoint
 from mmsurv.training.setup import (
     FoldCases,
@@ -80,11 +81,14 @@ def load_fold(
     families_json: str,
     bags_h5: str | None,
     device: torch.device,
+    clinical_tsv: str | None = None,
 ) -> FoldModel:
     """Rebuild one fold's model from its checkpoint, with the inputs training gave it.
 
     The cases, standardisation (fitted on the fold's training cases) and omics layout come from
     the checkpoint's meta through training.setup's own functions, so they cannot drift from it.
+    A *_clinical model's last block is its clinical covariates (`clinical_tsv`), family
+    'clinical', whose "genes" are the encoded columns (`age`, `sex_female`, ...).
     """
     if is_linear_floor(model_name) or "omic" not in model_inputs(model_name):
         raise ValueError(
@@ -105,7 +109,7 @@ def load_fold(
         bags_h5=bags_h5,
         omics_parquet=omics_parquet,
         families_json=families_json,
-        clinical_tsv="",
+        clinical_tsv=clinical_tsv or "",
         splits_tsv="",
     )
     train_ids = [str(c) for c in meta["train_case_ids"]]
@@ -143,6 +147,14 @@ def load_fold(
         block_families = None
     else:
         block_columns, block_families = list(families.values()), list(families)
+    if inputs.clinical_stats is not None:
+        if inputs.clinical_stats != meta.get("clinical"):
+            raise ValueError(
+                f"{checkpoint}: the clinical covariates' encoding refitted from {clinical_tsv} "
+                "differs from the one stored at training (was the clinical table changed?)"
+            )
+        block_columns.append(clinical_columns(inputs.clinical_stats))
+        block_families = None if block_families is None else [*block_families, "clinical"]
     return FoldModel(model, job, inputs, train_ids, test_ids, block_columns, block_families)
 
 

@@ -25,6 +25,7 @@ from mmsurv.attribution.tables import (
 )
 from mmsurv.bags.omics import read_families_json
 from mmsurv.io import atomic_path, json_default, write_text_atomic
+from mmsurv.model_catalog import model_inputs
 from mmsurv.training.setup import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
@@ -111,9 +112,12 @@ def attribute_model(
     top_genes: int = 20,
     device: str = "cpu",
     num_threads: int | None = None,
+    clinical_tsv: str | None = None,
 ) -> dict[str, Any]:
     """IG of each fold model's risk over its held-out cases; write genes.tsv, families.tsv,
-    cases.tsv.gz, bars.png and summary.json under `out_dir`, and return the summary."""
+    cases.tsv.gz, bars.png and summary.json under `out_dir`, and return the summary.
+
+    `clinical_tsv`: the clinical table, for a *_clinical model (family 'clinical')."""
     if n_steps < 2:
         raise ValueError(f"attribution.n_steps must be >= 2, got {n_steps}")
     if num_threads:
@@ -123,8 +127,10 @@ def attribute_model(
     results, block_columns, block_families, seed = _run_folds(
         checkpoints, n_steps, cohort=cohort, model_name=model_name,
         omics_parquet=omics_parquet, families_json=families_json, bags_h5=bags_h5,
-        device=resolve_device(device),
+        device=resolve_device(device), clinical_tsv=clinical_tsv,
     )  # fmt: skip
+    if "clinical" in model_inputs(model_name):  # its last block: the encoded covariates
+        families = {**families, "clinical": block_columns[-1]}
     attrs = np.concatenate([fa.attributions for fa in results])
     meta = pd.DataFrame(
         {

@@ -54,7 +54,8 @@ def missing_modality_summary(
         raise ValueError(f"predictions_missing lacks column(s) {missing}")
     longs, runs = [], []
     for used, label in SCORINGS.items():
-        sub = predictions[predictions["modalities_used"] == used]
+        # *_clinical models' clinical block travels with the omics: '+clinical' is no column
+        sub = predictions[predictions["modalities_used"].str.removesuffix("+clinical") == used]
         if sub.empty:
             continue
         per_run = fold_cindex(sub)
@@ -127,7 +128,7 @@ def write_missing_modality_table(
     ]
     multimodal = {m for m in set(preds["model"]) if {"path", "omic"} <= model_inputs(m)}
     none = preds[(preds["withheld"] == "none") & preds["model"].isin(multimodal)]
-    if (none["modalities_used"] != "path+omic").any():
+    if (none["modalities_used"].str.removesuffix("+clinical") != "path+omic").any():
         notes.append(
             "missing_policy keep_unimodal: held-out cases lacking a modality are in the "
             "column of the input they have"

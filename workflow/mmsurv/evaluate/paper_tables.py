@@ -54,6 +54,9 @@ DISPLAY_NAMES: dict[str, str] = {
     "ours_wo_simme": "w/o SimMe",
     "ours_wo_bdca": "w/o BDCA",
     "ours_wo_ot": "w/o OT",
+    "snn_clinical": "SNN + clinical",
+    "porpoise_clinical": "Porpoise + clinical",
+    "ours_clinical": "Ours + clinical",
     "coxnet_omic": "Coxnet (genes)",
     "coxnet_path": "Coxnet (mean patch)",
     "cox_clinical": "Cox (clinical)",
@@ -77,6 +80,7 @@ class PaperTable:
     modality_columns: bool
     display: Mapping[str, str] = field(default_factory=dict)
     floors: tuple[str, ...] = ()  # linear floors, shown after the models under FLOOR_HEADING
+    not_in_paper: tuple[str, ...] = ()  # models of `models` the paper does not report
 
     def name(self, model: str) -> str:
         """Display name of ``model`` in this table (the paper's spelling)."""
@@ -90,10 +94,12 @@ PAPER_TABLES: dict[str, PaperTable] = {
         models=(
             "snn",
             "snn_trans",
+            "snn_clinical",
             "attn_mil",
             "clam_sb",
             "transmil",
             "porpoise",
+            "porpoise_clinical",
             "hfbsurv",
             "mcat",
             "dualtrans",
@@ -101,13 +107,15 @@ PAPER_TABLES: dict[str, PaperTable] = {
         ),
         modality_columns=True,
         floors=LINEAR_FLOORS,
+        not_in_paper=("snn_clinical", "porpoise_clinical"),
     ),
     "table2": PaperTable(
         key="table2",
         title="Table 2: c-index of the ablations",
-        models=("ours_wo_simme", "ours_wo_bdca", "ours_wo_ot", "ours"),
+        models=("ours_wo_simme", "ours_wo_bdca", "ours_wo_ot", "ours", "ours_clinical"),
         modality_columns=False,
         display={"ours": "Ours (All components)"},
+        not_in_paper=("ours_clinical",),
     ),
 }
 PUBLISHED_COLUMNS = ("model", "cohort", "mean", "std")

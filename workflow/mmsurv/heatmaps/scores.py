@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmsurv.bags.data import read_clinical
 from mmsurv.bags.omics import Standardizer, read_families_json
 from mmsurv.io import py_value
 from mmsurv.models import create_model
+from mmsurv.training.clinical import encode_clinical
 from mmsurv.training.outputs import checkpoint_path_scaler, read_checkpoint
 from mmsurv.training.path_scaler import PathScaler
 
@@ -136,12 +138,14 @@ def read_slide_coords(
 
 def case_omics(
     fold: FoldModel, omics_parquet: str | os.PathLike[str], families_json: str | os.PathLike[str],
-    case_id: str,
+    case_id: str, clinical_tsv: str | os.PathLike[str] | None = None,
 ) -> list[torch.Tensor] | None:  # fmt: skip
     """The case's omics blocks as the fold job fed them (its training-fold standardiser).
 
     None for a pathology-only model, and for a case without omics when the model can score a
-    withheld modality (keep_unimodal); otherwise a missing row raises naming the case.
+    withheld modality (keep_unimodal); otherwise a missing row raises naming the case. A
+    *_clinical model's last block is the case's clinical covariates (`clinical_tsv`), encoded
+    with the statistics its checkpoint stores.
     """
     model = fold.model
     if "omic" not in getattr(model, "modalities", frozenset()):
@@ -155,9 +159,30 @@ def case_omics(
     scaler = Standardizer.from_dict(fold.meta["standardizer"])
     z = scaler.transform(table.loc[[case_id]])
     if fold.meta.get("omic_input") == "unique_genes":
-        return [torch.from_numpy(z.to_numpy(dtype=np.float32)[0])]
-    families = read_families_json(families_json)
-    return [torch.from_numpy(z[cols].to_numpy(dtype=np.float32)[0]) for cols in families.values()]
+        blocks = [torch.from_numpy(z.to_numpy(dtype=np.float32)[0])]
+    else:
+        families = read_families_json(families_json)
+        blocks = [torch.from_numpy(z[c].to_numpy(dtype=np.float32)[0]) for c in families.values()]
+    if "clinical" in getattr(model, "modalities", frozenset()):
+        blocks.append(_case_clinical(fold, clinical_tsv, case_id))
+    return blocks
+
+
+def _case_clinical(
+    fold: FoldModel, clinical_tsv: str | os.PathLike[str] | None, case_id: str
+) -> torch.Tensor:
+    """A *_clinical model's clinical block of one case, from its checkpoint's encoding."""
+    stats = fold.meta.get("clinical")
+    if not stats or clinical_tsv is None:
+        raise ValueError(
+            f"heatmaps: case {case_id}: {fold.checkpoint} reads clinical covariates; it needs "
+            "its stored encoding (meta 'clinical') and the clinical table"
+        )
+    row = encode_clinical(
+        read_clinical(clinical_tsv), [case_id], stats, clinical_tsv=str(clinical_tsv),
+        model=str(fold.checkpoint),
+    )  # fmt: skip
+    return torch.from_numpy(row.to_numpy(dtype=np.float32)[0])
 
 
 def score_case(

@@ -28,6 +28,7 @@ from mmsurv.heatmaps.scores import (
 )
 from mmsurv.heatmaps.select import choose_cases, read_heldout_predictions
 from mmsurv.io import atomic_path
+from mmsurv.model_catalog import model_inputs
 from mmsurv.tiling.geojson import patches_geojson, write_geojson
 from mmsurv.tiling.wsi import open_slide
 
@@ -103,7 +104,9 @@ def _case(
     """Score one case; write its per-slide h5 and GeoJSON; return what its figure needs."""
     case_id = str(row["case_id"])
     bag = read_case_bag(inputs["bags_h5"], case_id)
-    omics = case_omics(fold, inputs["omics_parquet"], inputs["families_json"], case_id)
+    omics = case_omics(
+        fold, inputs["omics_parquet"], inputs["families_json"], case_id, inputs["clinical_tsv"]
+    )
     panels, risk = score_case(fold, bag, omics, int(row["seed"]))
     if not np.isclose(risk, row["risk"], rtol=1e-4, atol=1e-4):
         log.warning(
@@ -168,6 +171,7 @@ def make_heatmaps(
     top_patches: int = 20,
     thumbnail_px: int = 1024,
     num_threads: int | None = None,
+    clinical_tsv: PathLike | None = None,
 ) -> pd.DataFrame:
     """Heatmaps of the n_high highest- and n_low lowest-risk held-out cases of one model.
 
@@ -178,6 +182,8 @@ def make_heatmaps(
     `{slide_id}.geojson` (top_patches highest-attention patches) into `slides_dir`, one
     `{case_id}.png` per case into `figures_dir`, one PDF page per case and the cases' TSV;
     returns that table. `num_threads`: torch's CPU threads (the rule's threads).
+    `clinical_tsv`: the clinical table, for a *_clinical model (its covariates' block; its
+    per-family panels end with a 'clinical' one).
     """
     if num_threads:
         torch.set_num_threads(int(num_threads))
@@ -189,7 +195,9 @@ def make_heatmaps(
     chosen = choose_cases(pred, n_high, n_low, eligible=with_patches.__contains__)
     inputs = {
         "bags_h5": bags_h5, "omics_parquet": omics_parquet, "families_json": families_json,
-        "families": list(read_families_json(families_json)), "reader": reader,
+        "families": list(read_families_json(families_json))
+        + (["clinical"] if "clinical" in model_inputs(model_name) else []),
+        "clinical_tsv": clinical_tsv, "reader": reader,
         "px": thumbnail_px, "feature_files": {Path(f).stem: f for f in feature_files},
         "slides": dict(slide_files),
     }  # fmt: skip

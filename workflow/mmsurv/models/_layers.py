@@ -198,7 +198,7 @@ class SurvModel(nn.Module):
         name = type(self).__name__
         if "omic" not in self.modalities:
             raise ValueError(f"l1_scope omic: {name} reads no omics, so it has no genomics branch")
-        if self.modalities == frozenset({"omic"}):
+        if "path" not in self.modalities:
             return list(self.parameters())  # a genomics-only model is all genomics branch
         if not self.omic_modules:
             raise ValueError(f"l1_scope omic: {name} does not declare its omic_modules")

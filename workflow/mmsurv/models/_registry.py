@@ -27,7 +27,8 @@ __all__ = [
     "register_model",
 ]
 
-MODALITIES = frozenset({"path", "omic"})
+# clinical: the clinical covariates, fed as one more omics block (models/*_clinical.py)
+MODALITIES = frozenset({"path", "omic", "clinical"})
 
 _model_entrypoints: dict[str, Callable[..., nn.Module]] = {}
 _model_classes: dict[str, type[nn.Module]] = {}
@@ -47,6 +48,8 @@ def register_model(fn: F) -> F:
         raise TypeError(
             f"{ret.__name__}.modalities must be a non-empty subset of {set(MODALITIES)}"
         )
+    if "clinical" in mods and "omic" not in mods:
+        raise TypeError(f"{ret.__name__}: a deep model reads clinical covariates as an omics block")
     if MODEL_INPUTS.get(name) != mods:
         raise TypeError(
             f"model {name!r}: modalities {set(mods)} disagree with mmsurv.model_catalog "

@@ -26,17 +26,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
 from sklearn.model_selection import RepeatedStratifiedKFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sksurv.util import Surv
 
 from mmsurv.bags.data import BagStore, bag_attrs
 from mmsurv.bags.omics import Standardizer, read_families_json
 from mmsurv.io import atomic_path, json_default, write_text_atomic
 from mmsurv.models import LinearFloor, create_floor
+from mmsurv.training.clinical import CATEGORICAL_COVARIATES, fit_clinical
 from mmsurv.training.dataset import time_bin_edges
 from mmsurv.training.loop import cindex
 from mmsurv.training.outputs import (
@@ -62,10 +59,6 @@ __all__ = [
     "mean_pooled_bags",
     "Breslow",
 ]
-
-CATEGORICAL_COVARIATES = frozenset({"sex", "site", "stage", "race", "oncotree_code"})
-"""Clinical covariates one-hot encoded even when their values look numeric (TSS codes like 21)."""
-_RESERVED = ("case_id", "survival_months", "event")
 
 
 @dataclass
@@ -271,65 +264,12 @@ def clinical_inputs(
     clinical: pd.DataFrame, cases: FoldCases, covariates: list[str], *, clinical_tsv: str
 ) -> FloorInputs:
     """One-hot text covariates, standardised numeric ones (training medians fill gaps)."""
-    reserved = [c for c in covariates if c in _RESERVED]
-    if reserved:
-        raise ValueError(f"training.clinical_covariates: {reserved} are labels, not covariates")
-    absent = [c for c in covariates if c not in clinical.columns]
-    if absent:
-        have = [c for c in clinical.columns if c not in _RESERVED]
-        raise ValueError(
-            f"{clinical_tsv}: no column(s) {absent} for cox_clinical "
-            f"(training.clinical_covariates); its clinical columns are {have}"
-        )
-    table = clinical[covariates].copy()
-    empty = [c for c in covariates if table.loc[cases.train_ids, c].isna().all()]
-    if empty:
-        raise ValueError(f"{clinical_tsv}: column(s) {empty} have no value for the training cases")
-    numeric = [
-        c
-        for c in covariates
-        if c not in CATEGORICAL_COVARIATES
-        and pd.api.types.is_numeric_dtype(table[c])
-        and not pd.api.types.is_bool_dtype(table[c])
-    ]
-    categorical = [c for c in covariates if c not in numeric]
-    for c in categorical:  # as text: a site code 21 and '21' are one level
-        table[c] = table[c].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
-    transform = ColumnTransformer(
-        [
-            ("num", Pipeline([("impute", SimpleImputer(strategy="median")),
-                              ("scale", StandardScaler())]), numeric),
-            ("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                              ("onehot", OneHotEncoder(handle_unknown="ignore",
-                                                       sparse_output=False))]), categorical),
-        ],
-        verbose_feature_names_out=False,
-    )  # fmt: skip
-    train = transform.fit_transform(table.loc[cases.train_ids])
-    names = [str(n) for n in transform.get_feature_names_out()]
-    test = transform.transform(table.loc[cases.test_ids])
-    return FloorInputs(
-        train=pd.DataFrame(train, index=cases.train_ids, columns=names, dtype=np.float64),
-        test=pd.DataFrame(test, index=cases.test_ids, columns=names, dtype=np.float64),
-        preprocess={"features": "clinical", **_clinical_stats(transform, numeric, categorical)},
+    enc = fit_clinical(
+        clinical, cases.train_ids, cases.test_ids, covariates, clinical_tsv=clinical_tsv
     )
-
-
-def _clinical_stats(
-    transform: ColumnTransformer, numeric: list[str], categorical: list[str]
-) -> dict[str, Any]:
-    """The fitted medians, means, scales and categories, as plain lists (the checkpoint)."""
-    out: dict[str, Any] = {"numeric": numeric, "categorical": categorical}
-    if numeric:
-        num = transform.named_transformers_["num"]
-        out["median"] = num.named_steps["impute"].statistics_.tolist()
-        out["mean"] = num.named_steps["scale"].mean_.tolist()
-        out["scale"] = num.named_steps["scale"].scale_.tolist()
-    if categorical:
-        onehot = transform.named_transformers_["cat"].named_steps["onehot"]
-        cats = zip(categorical, onehot.categories_, strict=True)
-        out["categories"] = {c: [str(v) for v in levels] for c, levels in cats}
-    return out
+    return FloorInputs(
+        train=enc.train, test=enc.test, preprocess={"features": "clinical", **enc.stats}
+    )
 
 
 # --------------------------------------------------------------------------- fitting

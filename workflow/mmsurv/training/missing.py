@@ -3,9 +3,11 @@
 Every train job writes ``predictions_missing.parquet`` next to predictions.parquet: its rows
 with ``withheld`` ``none`` are predictions.parquet's rows (the same risks); a multimodal model
 adds the held-out cases scored again with the pathology withheld (``withheld`` path) and with
-the genomics withheld (``withheld`` omic). ``modalities_used`` says which inputs each scoring
-read ('path+omic', 'path', 'omic'; 'clinical' for cox_clinical), and the evaluation's
-missing-modality table has one column per value of it. Under missing_policy keep_unimodal a
+the genomics withheld (``withheld`` omic; not for the *_clinical models, whose clinical block
+travels with the omics and would be withheld too). ``modalities_used`` says which inputs
+each scoring read ('path+omic', 'path', 'omic'; 'clinical' for cox_clinical; '+clinical' for
+the *_clinical models), and the evaluation's missing-modality table has one column per value
+of it. Under missing_policy keep_unimodal a
 multimodal model also scores the held-out cases that lack one modality (FoldCases.unimodal_test)
 with that modality withheld; they join predictions.parquet with their modalities_used.
 """
@@ -88,6 +90,12 @@ def missing_predictions(
     frames = [tag_scoring(pred, job.modalities, "none")]
     if is_multimodal(job.modalities):
         for which in ("path", "omic"):
+            if which == "omic" and "clinical" in job.modalities:
+                log.info(
+                    "%s: no scoring with the genomics withheld (its clinical covariates ride in "
+                    "the omics input and would be withheld with them)", job.model_name,
+                )  # fmt: skip
+                continue
             scored = _score(job, model, data.ds_test, cfg, which, inputs.encoder_weights, fallbacks)
             frames.append(scored.assign(withheld=which))
     return pd.concat(frames, ignore_index=True)

@@ -159,6 +159,8 @@ def fold_meta(
         "modality_dropout": p["modality_dropout"],
         "test_cindex": None if math.isnan(test_ci) else test_ci,
         "standardizer": None if inputs.scaler is None else inputs.scaler.to_dict(),
+        # *_clinical models: the clinical covariates' encoding (training/clinical.py)
+        "clinical": inputs.clinical_stats,
         "versions": package_versions(),
     }
 

@@ -15,9 +15,10 @@ import pandas as pd
 import torch
 from torch.optim.adam import adam as adam_update  # the functional form torch.optim.Adam calls
 
-from mmsurv.bags.data import BagStore, bag_attrs, make_folds, read_splits
+from mmsurv.bags.data import BagStore, bag_attrs, make_folds, read_clinical, read_splits
 from mmsurv.bags.omics import Standardizer, missing_counts, read_families_json
 from mmsurv.models import create_model, model_class
+from mmsurv.training.clinical import encode_clinical, fit_clinical
 from mmsurv.training.dataset import SurvivalDataset, discretize, time_bin_edges
 from mmsurv.training.path_scaler import PathScaler, ScaledBags
 
@@ -33,6 +34,7 @@ __all__ = [
     "build_datasets",
     "build_model",
     "check_bags",
+    "clinical_block",
     "load_inputs",
     "make_optimizer",
     "omics_blocks_for",
@@ -102,6 +104,9 @@ class FoldInputs:
     encoder_weights: str = "none"
     path_dim: int | None = None
     path_scaler: PathScaler | None = None  # path_norm zscore: the training patches' statistics
+    # *_clinical models: the clinical covariates' encoding (training/clinical.py), whose block
+    # follows the omics blocks in omics_blocks / omic_sizes
+    clinical_stats: dict[str, Any] | None = None
 
     @property
     def bags(self) -> Mapping[str, np.ndarray] | None:
@@ -236,7 +241,8 @@ def _unimodal_test(job: FoldJob, lacking: list[str], excluded: dict[str, str]) -
         return {}
     out: dict[str, str] = {}
     no_omics = [c for c in lacking if excluded[c] == "no omics"]
-    if no_omics and job.bags_h5 is not None:
+    # *_clinical models: withheld omics would withhold the clinical block too; not scored
+    if no_omics and job.bags_h5 is not None and "clinical" not in job.modalities:
         with BagStore(job.bags_h5) as store:
             out.update({c: "omic" for c in no_omics if c in store and store.n_patches(c) > 0})
     out.update({c: "path" for c in lacking if excluded[c] == "no patches"})
@@ -258,8 +264,39 @@ def omics_blocks_for(job: FoldJob, inputs: FoldInputs, case_ids: list[str]) -> l
     table.index = table.index.astype(str)
     z = inputs.scaler.transform(table.loc[case_ids])
     if inputs.omic_input == "unique_genes":
-        return [z.to_numpy(dtype=np.float32)]
-    return [z[cols].to_numpy(dtype=np.float32) for cols in families.values()]
+        blocks = [z.to_numpy(dtype=np.float32)]
+    else:
+        blocks = [z[cols].to_numpy(dtype=np.float32) for cols in families.values()]
+    if inputs.clinical_stats is not None:
+        blocks.append(clinical_block(job, inputs.clinical_stats, case_ids))
+    return blocks
+
+
+def clinical_block(job: FoldJob, stats: dict[str, Any], case_ids: list[str]) -> np.ndarray:
+    """The encoded clinical covariates of `case_ids` (float32), the *_clinical models' block."""
+    if not job.clinical_tsv:
+        raise ValueError(f"model {job.model_name!r} reads clinical covariates: no clinical table")
+    return encode_clinical(
+        read_clinical(job.clinical_tsv), case_ids, stats, clinical_tsv=job.clinical_tsv,
+        model=job.model_name,
+    ).to_numpy(dtype=np.float32)  # fmt: skip
+
+
+def _add_clinical(job: FoldJob, cases: FoldCases, inputs: FoldInputs) -> None:
+    """Fit the covariates' encoding on the training cases; append its block to the omics."""
+    covariates = list(job.p["clinical_covariates"])
+    fit = fit_clinical(
+        read_clinical(job.clinical_tsv), cases.train_ids, cases.test_ids, covariates,
+        clinical_tsv=job.clinical_tsv, model=job.model_name,
+    )  # fmt: skip
+    inputs.clinical_stats = fit.stats
+    block = clinical_block(job, fit.stats, cases.train_ids + cases.test_ids)
+    inputs.omics_blocks = [*(inputs.omics_blocks or []), block]
+    inputs.omic_sizes = [*inputs.omic_sizes, block.shape[1]]
+    log.info(
+        "clinical covariates %s: one more omics block of %d columns %s",
+        covariates, block.shape[1], list(fit.train.columns),
+    )  # fmt: skip
 
 
 def _log_imputed(frame: pd.DataFrame, omics_parquet: str) -> None:
@@ -340,6 +377,8 @@ def load_inputs(
             cases.train_ids,
             unique=inputs.omic_input == "unique_genes",
         )
+    if "clinical" in job.modalities:
+        _add_clinical(job, cases, inputs)
     if job.need_path:
         if job.bags_h5 is None:
             raise ValueError(f"model {job.model_name!r} needs pathology but bags_h5 is None")
