@@ -4,8 +4,8 @@ Raw encoder features are not centred and their dimensions differ in scale (ReLU 
 random-init ResNet-50's 1,024 dimensions have spreads of ~0.08 around means of the same size).
 The first linear layer of a MIL model then sees a signal small next to its bias, and ~100
 optimiser steps at lr 2e-4 do not find it: on the demo's DEMO-BLCA, attn_mil on raw features
-scored c 0.455 with *lower* attention in the planted risk regions (0.84 vs 1.03 x the mean),
-and on z-scored features c 0.733 with 3.4 vs 0.45 (benchmarks/results/path_norm.md).
+scored c 0.46 with *lower* attention in the planted risk regions (0.84 vs 1.03 x the mean),
+and on z-scored features c 0.72 with 3.17 vs 0.39 (benchmarks/results/path_norm.md).
 
 The statistics come from the training cases' patches only (every patch of every bag, not the
 held-out fold), are saved in the fold's checkpoint, and are re-applied from there by every
