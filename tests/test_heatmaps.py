@@ -270,3 +270,20 @@ def test_dry_run_plans_one_heatmaps_job_per_cohort_and_model(tmp_path: Path) -> 
     proc = snakemake(repo, "-n", "--configfile", "config/config.yaml", "bad.yaml", timeout=300)
     assert proc.returncode != 0
     assert "`heatmaps.models`: ['snn'] is not valid" in proc.stdout + proc.stderr
+
+
+def test_blend_paints_patches_over_the_thumbnail_and_leaves_the_rest() -> None:
+    from matplotlib.colors import Normalize
+
+    from mmsurv.heatmaps.draw import ALPHA, blend, paint_scores
+
+    thumb = np.full((40, 60, 3), 200, np.uint8)
+    coords = np.array([[0, 0], [300, 200]])  # level 0; downsample 10 -> 10 px squares
+    overlay = paint_scores((40, 60), coords, 100, np.array([0.0, 1.0]), (10, 10), Normalize(0, 1))
+    out = blend(thumb, overlay)
+    assert out.dtype == np.uint8 and out.shape == thumb.shape
+    assert (out[20:, :30] == 200).all() and (out[:20, 40:] == 200).all()  # no patch there
+    lo, hi = overlay[5, 5, :3], overlay[25, 35, :3]  # viridis at 0 and at 1
+    np.testing.assert_allclose(out[5, 5], 200 * (1 - ALPHA) + 255 * ALPHA * lo, atol=1)
+    np.testing.assert_allclose(out[25, 35], 200 * (1 - ALPHA) + 255 * ALPHA * hi, atol=1)
+    assert not np.array_equal(out[5, 5], out[25, 35])

@@ -17,7 +17,7 @@ from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar  # noqa: E402
 
-__all__ = ["CMAP", "SlideHeat", "draw_case", "paint_scores", "scale_bar_um"]
+__all__ = ["CMAP", "SlideHeat", "blend", "draw_case", "paint_scores", "scale_bar_um"]
 
 CMAP = "viridis"  # perceptually uniform
 ALPHA = 0.6
@@ -59,6 +59,17 @@ def paint_scores(
     return overlay
 
 
+def blend(thumbnail: np.ndarray, overlay: np.ndarray) -> np.ndarray:
+    """The thumbnail with the RGBA overlay painted over it ("over" compositing), uint8 RGB.
+
+    One image per panel instead of two stacked ones: matplotlib then resamples and composites
+    a single image at each save (half the drawing time of a heatmap figure).
+    """
+    alpha = overlay[..., 3:4]
+    out = thumbnail.astype(np.float32) / 255.0 * (1.0 - alpha) + overlay[..., :3] * alpha
+    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+
+
 def scale_bar_um(width_um: float) -> float:
     """A round bar length (1, 2 or 5 × 10^k µm) near a fifth of the field's width."""
     target = width_um / 5
@@ -76,8 +87,7 @@ def _draw_panel(
     overlay = paint_scores(
         (h, w), slide.coords, slide.patch_size_level0, slide.scores[key], ds, norm
     )
-    ax.imshow(thumb)
-    ax.imshow(overlay)
+    ax.imshow(blend(thumb, overlay))
     ax.set_axis_off()
     ax.set_title(
         f"{slide.slide_id}: {label}" if label != "attention" else slide.slide_id, fontsize=9

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from matplotlib import pyplot as plt
 from matplotlib.backends.backend_pdf import PdfPages
+from PIL import Image
 
 from mmsurv.bags.omics import read_families_json
 from mmsurv.heatmaps.draw import SlideHeat, draw_case
@@ -33,6 +34,8 @@ from mmsurv.tiling.geojson import patches_geojson, write_geojson
 from mmsurv.tiling.wsi import open_slide
 
 log = logging.getLogger(__name__)
+
+PNG_DPI = 110  # a six-panel figure: ~500 px per panel, the thumbnail's detail at its scale
 
 __all__ = ["make_heatmaps"]
 
@@ -79,6 +82,26 @@ def _write_slide_h5(
             h5.create_dataset(key, data=np.asarray(values, np.float32))
         for key, value in attrs.items():
             h5.attrs[key] = value
+
+
+def _write_pdf(pngs: Sequence[Path], pdf: Path) -> None:
+    """The cases' PNGs as the pages of one PDF, in order (an empty PDF when there is none).
+
+    The pages are the PNGs themselves: drawing each figure a second time for a vector PDF
+    cost as much as the PNG did (a third of a heatmaps job).
+    """
+    with atomic_path(pdf) as tmp:
+        if not pngs:
+            with PdfPages(tmp):
+                pass
+            return
+        images = []
+        for png in pngs:
+            with Image.open(png) as im:
+                images.append(im.convert("RGB"))
+        images[0].save(
+            tmp, "PDF", save_all=True, append_images=images[1:], resolution=float(PNG_DPI)
+        )
 
 
 def _title(row: pd.Series, model_name: str) -> str:
@@ -203,22 +226,23 @@ def make_heatmaps(
     }  # fmt: skip
     cache: dict[Path, FoldModel] = {}
     extra = []
-    with atomic_path(pdf) as tmp_pdf, PdfPages(tmp_pdf) as pages:
-        for _, row in chosen.iterrows():
-            fold = _fold_model(cache, row, model_name)
-            heats, labels, info = _case(
-                row, fold, model_name=model_name, cohort=cohort, inputs=inputs,
-                slides_dir=slides_dir, top_patches=top_patches,
-            )  # fmt: skip
-            fig = draw_case(heats, labels, _title(row, model_name), fold.caption)
-            png = figures_dir / f"{row['case_id']}.png"
-            with atomic_path(png) as tmp_png:
-                fig.savefig(tmp_png, dpi=110)
-            pages.savefig(fig)
-            plt.close(fig)
-            extra.append({**info, "png": png.name})
-            log.info("heatmaps %s %s: case %s (%s risk)", cohort, model_name, row["case_id"],
-                     row["group"])  # fmt: skip
+    pngs: list[Path] = []
+    for _, row in chosen.iterrows():
+        fold = _fold_model(cache, row, model_name)
+        heats, labels, info = _case(
+            row, fold, model_name=model_name, cohort=cohort, inputs=inputs,
+            slides_dir=slides_dir, top_patches=top_patches,
+        )  # fmt: skip
+        fig = draw_case(heats, labels, _title(row, model_name), fold.caption)
+        png = figures_dir / f"{row['case_id']}.png"
+        with atomic_path(png) as tmp_png:
+            fig.savefig(tmp_png, dpi=PNG_DPI)
+        plt.close(fig)
+        pngs.append(png)
+        extra.append({**info, "png": png.name})
+        log.info("heatmaps %s %s: case %s (%s risk)", cohort, model_name, row["case_id"],
+                 row["group"])  # fmt: skip
+    _write_pdf(pngs, Path(pdf))
     table = pd.concat([chosen.drop(columns="predictions"), pd.DataFrame(extra)], axis=1)
     table.insert(0, "model", model_name)
     table.insert(0, "cohort", cohort)
