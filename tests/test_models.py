@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from mmsurv.models import create_model, list_models, model_modalities, register_model
-from mmsurv.models.ours import Ours, ot_plan
+from mmsurv.models.ours import Ours, ot_plan, sinkhorn_unbalanced
 
 torch.set_num_threads(1)
 
@@ -106,6 +107,32 @@ def test_ot_plan_balanced_marginals(n):
     torch.testing.assert_close(plan.sum(0), torch.full((6,), 1 / 6), atol=1e-5, rtol=0)
     unb = ot_plan(x, y, reg=0.05, reg_m=0.5, unbalanced=True)
     assert unb.shape == (n, 6) and torch.isfinite(unb).all() and 0 < unb.sum() <= 1 + 1e-6
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (1, 6), (13, 7), (6, 40)])
+@pytest.mark.parametrize(("reg", "reg_m"), [(0.05, 0.5), (0.1, 1.0), (0.01, 5.0), (0.05, np.inf)])
+def test_sinkhorn_unbalanced_equals_pots(shape, reg, reg_m):
+    import ot
+
+    rng = np.random.default_rng(sum(shape))
+    cost = rng.random(shape) ** 2
+    a, b = np.full(shape[0], 1 / shape[0]), np.full(shape[1], 1 / shape[1])
+    ours = sinkhorn_unbalanced(a, b, cost, reg=reg, reg_m=reg_m)
+    pot = ot.unbalanced.sinkhorn_knopp_unbalanced(a, b, cost, reg=reg, reg_m=reg_m)
+    np.testing.assert_allclose(ours, pot, rtol=1e-12, atol=1e-300)
+
+
+def test_sinkhorn_unbalanced_keeps_the_last_good_iterate_like_pot():
+    import ot
+
+    cost = np.array([[1.0, 1.0], [0.0, 0.5]])  # exp(-1/1e-3) = 0: row 0 of the kernel vanishes
+    a = b = np.array([0.5, 0.5])
+    with pytest.warns(UserWarning, match="Numerical errors"):
+        ours = sinkhorn_unbalanced(a, b, cost, reg=1e-3, reg_m=0.5)
+    with pytest.warns(UserWarning, match="Numerical errors"):
+        pot = ot.unbalanced.sinkhorn_knopp_unbalanced(a, b, cost, reg=1e-3, reg_m=0.5)
+    np.testing.assert_array_equal(ours, pot)
+    assert np.isfinite(ours).all()
 
 
 def test_ot_plan_is_constant_for_autograd():

@@ -35,6 +35,20 @@ def test_deep_train_job_imports_neither_sklearn_nor_other_models() -> None:
                                   "mmsurv.models._registry", "mmsurv.models.snn"]  # fmt: skip
 
 
+def test_ours_job_imports_neither_pot_nor_sklearn() -> None:
+    # ours solves its unbalanced OT with its own NumPy loop (equal to POT's, test_models.py):
+    # importing POT pulled sklearn.cluster in as well (~2.5 CPU-s per job).
+    code = (
+        "import sys, torch\n"
+        "from mmsurv.models import create_model\n"
+        "m = create_model('ours', n_bins=4, path_dim=8, omic_sizes=[3, 4]).eval()\n"
+        "m(torch.randn(5, 8), [torch.randn(3), torch.randn(4)])\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'ot', 'sklearn'})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
+
+
 def test_deep_train_job_never_imports_torch_dynamo(tmp_path: Path) -> None:
     # torch.optim.Optimizer's methods import torch._dynamo (~2 CPU-s) on their first call; the
     # training loop's Adam (training/setup.py) calls the functional update instead.

@@ -11,11 +11,11 @@ tokens in place of the family SNNs' outputs. SimMe's alignment term is 0 then (n
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple, cast
 
 import numpy as np
-import ot
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,7 +30,14 @@ from mmsurv.models._layers import (
 from mmsurv.models._missing import missing_token
 from mmsurv.models._registry import register_model
 
-__all__ = ["GROUPINGS", "Ours", "kmeans_labels", "ot_plan", "segment_attention_pool"]
+__all__ = [
+    "GROUPINGS",
+    "Ours",
+    "kmeans_labels",
+    "ot_plan",
+    "segment_attention_pool",
+    "sinkhorn_unbalanced",
+]
 
 # How a group of patches becomes one pathology token (constructor option `grouping`):
 # random_mean = the literal reading (random groups, averaged); random_attn = random groups,
@@ -66,10 +73,52 @@ def ot_plan(
     n, m = cost.shape
     a, b = np.full(n, 1.0 / n), np.full(m, 1.0 / m)
     if unbalanced:
-        plan = ot.unbalanced.sinkhorn_knopp_unbalanced(a, b, cost, reg=reg, reg_m=reg_m)
+        plan = sinkhorn_unbalanced(a, b, cost, reg=reg, reg_m=reg_m)
     else:
+        import ot  # POT: only the balanced option needs it (its import costs ~2.5 CPU-s a job)
+
         plan = ot.sinkhorn(a, b, cost, reg=reg)
     return torch.as_tensor(plan, dtype=x.dtype, device=x.device)
+
+
+def sinkhorn_unbalanced(
+    a: np.ndarray,
+    b: np.ndarray,
+    cost: np.ndarray,
+    *,
+    reg: float,
+    reg_m: float,
+    num_iter_max: int = 1000,
+    stop_thr: float = 1e-6,
+) -> np.ndarray:
+    """KL-relaxed entropic unbalanced OT plan: POT's `sinkhorn_knopp_unbalanced`, step for step.
+
+    Written here rather than called from POT because the model solves one tiny (C_p x G)
+    problem per case per forward: POT dispatches every array operation of its loop through its
+    backend layer, ~5.5 ms a 6 x 6 solve here against ~2.4 ms for the same iterations in plain
+    NumPy, and importing POT cost each `ours` job ~2.5 CPU-s (a DEMO-BLCA `ours` job: 17.2 ->
+    13.4 CPU-s, the same risks to the bit; benchmarks/results/demo_time.md). Same iterations,
+    stopping rule and numerical-error fallback as POT 0.9 (reg_type "kl", c = a b^T, 1-D
+    marginals); `tests/test_models.py` checks the plans equal POT's.
+    """
+    kernel = np.exp(-cost / reg) * (a[:, None] * b[None, :])
+    fi = reg_m / (reg_m + reg) if reg_m != float("inf") else 1.0
+    u, v = np.ones(a.shape[0]), np.ones(b.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for i in range(num_iter_max):
+            u_prev, v_prev = u, v
+            u = (a / (kernel @ v)) ** fi
+            ktu = kernel.T @ u
+            v = (b / ktu) ** fi
+            if (ktu == 0.0).any() or not (np.isfinite(u).all() and np.isfinite(v).all()):
+                warnings.warn(f"Numerical errors at iteration {i}", stacklevel=2)
+                u, v = u_prev, v_prev  # machine precision reached: keep the last good iterate
+                break
+            err_u = np.abs(u - u_prev).max() / max(np.abs(u).max(), np.abs(u_prev).max(), 1.0)
+            err_v = np.abs(v - v_prev).max() / max(np.abs(v).max(), np.abs(v_prev).max(), 1.0)
+            if 0.5 * (err_u + err_v) < stop_thr:
+                break
+    return u[:, None] * kernel * v[None, :]
 
 
 def _nearest(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
