@@ -295,7 +295,11 @@ def _inner_splits(
 
 
 def _fit_path(
-    floor: LinearFloor, x: pd.DataFrame, y: np.ndarray, alphas: np.ndarray, baseline: bool = False
+    floor: LinearFloor,
+    x: pd.DataFrame | np.ndarray,
+    y: np.ndarray,
+    alphas: np.ndarray,
+    baseline: bool = False,
 ) -> tuple[Any, int]:
     """Coxnet along `alphas` (largest first, warm starts); the smallest are dropped while the
     fit diverges. Returns the fitted estimator and how many alphas it reached."""
@@ -318,12 +322,16 @@ def _inner_cindex(
     pair is comparable) and how many alphas the path reached on every inner fold."""
     scores = np.full((len(splits), len(alphas)), np.nan)
     reached_all = len(alphas)
+    # The inner fits are thrown away, so they get a plain array: given a DataFrame, sklearn's
+    # input check inspects every column's dtype on every predict (one per alpha per fold), which
+    # took 14 of a 20-s coxnet_path job on 1024 features. Same numbers either way.
+    values = x.to_numpy(dtype=np.float64)
     for i, (fit_idx, val_idx) in enumerate(splits):
-        est, reached = _fit_path(floor, x.iloc[fit_idx], y[fit_idx], alphas)
+        est, reached = _fit_path(floor, values[fit_idx], y[fit_idx], alphas)
         reached_all = min(reached_all, reached)
-        val = y[val_idx]
+        val, x_val = y[val_idx], values[val_idx]
         for j in range(reached):
-            risk = est.predict(x.iloc[val_idx], alpha=alphas[j])
+            risk = est.predict(x_val, alpha=alphas[j])
             scores[i, j] = cindex(val["event"], val["time"], risk)
     return scores, reached_all
 
