@@ -65,3 +65,15 @@ def test_deep_train_job_never_imports_torch_dynamo(tmp_path: Path) -> None:
     n_test, dynamo = json.loads(out.stdout.splitlines()[-1])
     assert n_test > 0 and (tmp_path / "out" / "checkpoint.pt").is_file()  # it did train
     assert not dynamo
+
+
+def test_tiling_job_imports_no_pandas() -> None:
+    # 180 tiling jobs in the demo: pandas was ~half of each one's CPU time (via mmsurv.io).
+    code = (
+        "import sys\n"
+        "from mmsurv.io import setup_logging\n"
+        "from mmsurv.tiling import tile_and_save\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
