@@ -39,6 +39,28 @@ def test_fit_equals_the_pooled_mean_and_std_of_every_training_patch() -> None:
     assert z.dtype == np.float32
 
 
+def test_training_items_are_sampled_then_z_scored_as_a_scaled_bag_would_give() -> None:
+    """max_patches sampling comes first: the transform sees only the kept rows, same numbers."""
+    from mmsurv.training.dataset import SurvivalDataset
+
+    rng = np.random.default_rng(1)
+    bags = {"a": rng.normal(3.0, 2.0, (5000, 8)).astype(np.float32)}
+    scaler = PathScaler.fit(bags, ["a"])
+    seen: list[int] = []
+
+    def transform(x: np.ndarray) -> np.ndarray:
+        seen.append(len(x))
+        return scaler.transform(x)
+
+    common = {"labels": [0], "events": [True], "times": [1.0], "training": True, "max_patches": 64}
+    torch.manual_seed(3)
+    late = SurvivalDataset(["a"], bags=bags, path_transform=transform, **common)[0]["path"]
+    torch.manual_seed(3)
+    early = SurvivalDataset(["a"], bags=ScaledBags(bags, scaler), **common)[0]["path"]
+    assert seen == [64] and late.shape == (64, 8) and late.dtype == torch.float32
+    torch.testing.assert_close(late, early, rtol=0, atol=0)
+
+
 def test_state_round_trips_and_a_malformed_one_names_its_file() -> None:
     scaler = PathScaler(np.arange(3, dtype=np.float32), np.ones(3, np.float32) * 2, 7)
     back = PathScaler.from_state(scaler.state())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,7 @@ class SurvivalDataset(Dataset):
         omics: Sequence[np.ndarray] | None = None,
         training: bool = False,
         max_patches: int | None = None,
+        path_transform: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.case_ids = [str(c) for c in case_ids]
         n = len(self.case_ids)
@@ -96,6 +97,9 @@ class SurvivalDataset(Dataset):
             raise ValueError(f"max_patches must be >= 1 or None, got {max_patches}")
         self.training = training
         self.max_patches = max_patches
+        # applied to the patches the item keeps: after max_patches sampling, so a 100k-patch
+        # bag is z-scored (path_norm) for its 4,096 sampled rows, not for all of them
+        self.path_transform = path_transform
 
     def __len__(self) -> int:
         return len(self.case_ids)
@@ -104,10 +108,13 @@ class SurvivalDataset(Dataset):
         case_id = self.case_ids[i]
         path = None
         if self.bags is not None:
-            path = torch.from_numpy(np.asarray(self.bags[case_id], dtype=np.float32))
-            if self.training and self.max_patches is not None and path.shape[0] > self.max_patches:
-                keep = torch.randperm(path.shape[0])[: self.max_patches]
-                path = path[keep]
+            feats = np.asarray(self.bags[case_id], dtype=np.float32)
+            if self.training and self.max_patches is not None and len(feats) > self.max_patches:
+                keep = torch.randperm(feats.shape[0])[: self.max_patches]
+                feats = feats[keep.numpy()]
+            if self.path_transform is not None:
+                feats = self.path_transform(feats)
+            path = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
         omics = None if self.omics is None else [block[i] for block in self.omics]
         return {
             "case_id": case_id,
@@ -142,6 +149,7 @@ def eval_dataset(*parts: SurvivalDataset) -> SurvivalDataset:
         bags=first.bags,
         omics=omics,
         training=False,
+        path_transform=first.path_transform,
     )
 
 

@@ -445,10 +445,11 @@ def build_datasets(
             labels=labels[sl],
             events=events[sl],
             times=times[sl],
-            bags=inputs.bags,
+            bags=inputs.store,  # raw; z-scored (path_norm) after max_patches sampling
             omics=None if blocks is None else [b[sl] for b in blocks],
             training=training,
             max_patches=p["max_patches"],
+            path_transform=None if inputs.path_scaler is None else inputs.path_scaler.transform,
         )
 
     n_fit = cases.n_fit
