@@ -272,25 +272,36 @@ def omics_blocks_for(job: FoldJob, inputs: FoldInputs, case_ids: list[str]) -> l
     return blocks
 
 
-def clinical_block(job: FoldJob, stats: dict[str, Any], case_ids: list[str]) -> np.ndarray:
-    """The encoded clinical covariates of `case_ids` (float32), the *_clinical models' block."""
+def clinical_block(
+    job: FoldJob,
+    stats: dict[str, Any],
+    case_ids: list[str],
+    clinical: pd.DataFrame | None = None,
+) -> np.ndarray:
+    """The encoded clinical covariates of `case_ids` (float32), the *_clinical models' block.
+
+    `clinical`: the job's clinical table when the caller has read it already.
+    """
     if not job.clinical_tsv:
         raise ValueError(f"model {job.model_name!r} reads clinical covariates: no clinical table")
+    table = read_clinical(job.clinical_tsv) if clinical is None else clinical
     return encode_clinical(
-        read_clinical(job.clinical_tsv), case_ids, stats, clinical_tsv=job.clinical_tsv,
-        model=job.model_name,
-    ).to_numpy(dtype=np.float32)  # fmt: skip
+        table, case_ids, stats, clinical_tsv=job.clinical_tsv, model=job.model_name
+    ).to_numpy(dtype=np.float32)
 
 
 def _add_clinical(job: FoldJob, cases: FoldCases, inputs: FoldInputs) -> None:
     """Fit the covariates' encoding on the training cases; append its block to the omics."""
     covariates = list(job.p["clinical_covariates"])
+    clinical = read_clinical(job.clinical_tsv)
     fit = fit_clinical(
-        read_clinical(job.clinical_tsv), cases.train_ids, cases.test_ids, covariates,
+        clinical, cases.train_ids, cases.test_ids, covariates,
         clinical_tsv=job.clinical_tsv, model=job.model_name,
     )  # fmt: skip
     inputs.clinical_stats = fit.stats
-    block = clinical_block(job, fit.stats, cases.train_ids + cases.test_ids)
+    # the block goes through the stored-statistics encoder, as heatmaps and attribution
+    # rebuild it, rather than from fit.train / fit.test (a test checks they agree)
+    block = clinical_block(job, fit.stats, cases.train_ids + cases.test_ids, clinical)
     inputs.omics_blocks = [*(inputs.omics_blocks or []), block]
     inputs.omic_sizes = [*inputs.omic_sizes, block.shape[1]]
     log.info(
