@@ -29,6 +29,7 @@ __all__ = [
     "load_fold_model",
     "panel_datasets",
     "read_case_bag",
+    "read_omics_table",
     "read_slide_coords",
     "score_case",
 ]
@@ -136,22 +137,30 @@ def read_slide_coords(
     return SlideCoords(slide_id, coords, int(attrs["patch_size_level0"]), _mpp(attrs))  # type: ignore[arg-type]
 
 
+def read_omics_table(omics_parquet: str | os.PathLike[str]) -> pd.DataFrame:
+    """The cohort's omics table (omics.parquet), case ids as strings."""
+    table = pd.read_parquet(omics_parquet)
+    table.index = table.index.astype(str)
+    return table
+
+
 def case_omics(
     fold: FoldModel, omics_parquet: str | os.PathLike[str], families_json: str | os.PathLike[str],
-    case_id: str, clinical_tsv: str | os.PathLike[str] | None = None,
+    case_id: str, clinical_tsv: str | os.PathLike[str] | None = None, *,
+    omics_table: pd.DataFrame | None = None, clinical_table: pd.DataFrame | None = None,
 ) -> list[torch.Tensor] | None:  # fmt: skip
     """The case's omics blocks as the fold job fed them (its training-fold standardiser).
 
     None for a pathology-only model, and for a case without omics when the model can score a
     withheld modality (keep_unimodal); otherwise a missing row raises naming the case. A
     *_clinical model's last block is the case's clinical covariates (`clinical_tsv`), encoded
-    with the statistics its checkpoint stores.
+    with the statistics its checkpoint stores. `omics_table` / `clinical_table`: the tables
+    already read (`read_omics_table`, `read_clinical`), for a caller scoring several cases.
     """
     model = fold.model
     if "omic" not in getattr(model, "modalities", frozenset()):
         return None
-    table = pd.read_parquet(omics_parquet)
-    table.index = table.index.astype(str)
+    table = read_omics_table(omics_parquet) if omics_table is None else omics_table
     if case_id not in table.index:
         if getattr(model, "accepts_missing", False):
             return None
@@ -164,12 +173,15 @@ def case_omics(
         families = read_families_json(families_json)
         blocks = [torch.from_numpy(z[c].to_numpy(dtype=np.float32)[0]) for c in families.values()]
     if "clinical" in getattr(model, "modalities", frozenset()):
-        blocks.append(_case_clinical(fold, clinical_tsv, case_id))
+        blocks.append(_case_clinical(fold, clinical_tsv, case_id, clinical_table))
     return blocks
 
 
 def _case_clinical(
-    fold: FoldModel, clinical_tsv: str | os.PathLike[str] | None, case_id: str
+    fold: FoldModel,
+    clinical_tsv: str | os.PathLike[str] | None,
+    case_id: str,
+    clinical_table: pd.DataFrame | None = None,
 ) -> torch.Tensor:
     """A *_clinical model's clinical block of one case, from its checkpoint's encoding."""
     stats = fold.meta.get("clinical")
@@ -178,10 +190,10 @@ def _case_clinical(
             f"heatmaps: case {case_id}: {fold.checkpoint} reads clinical covariates; it needs "
             "its stored encoding (meta 'clinical') and the clinical table"
         )
+    table = read_clinical(clinical_tsv) if clinical_table is None else clinical_table
     row = encode_clinical(
-        read_clinical(clinical_tsv), [case_id], stats, clinical_tsv=str(clinical_tsv),
-        model=str(fold.checkpoint),
-    )  # fmt: skip
+        table, [case_id], stats, clinical_tsv=str(clinical_tsv), model=str(fold.checkpoint)
+    )
     return torch.from_numpy(row.to_numpy(dtype=np.float32)[0])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,7 @@ from matplotlib import pyplot as plt
 from matplotlib.backends.backend_pdf import PdfPages
 from PIL import Image
 
+from mmsurv.bags.data import read_clinical
 from mmsurv.bags.omics import read_families_json
 from mmsurv.heatmaps.draw import SlideHeat, draw_case
 from mmsurv.heatmaps.scores import (
@@ -24,6 +26,7 @@ from mmsurv.heatmaps.scores import (
     load_fold_model,
     panel_datasets,
     read_case_bag,
+    read_omics_table,
     read_slide_coords,
     score_case,
 )
@@ -127,9 +130,12 @@ def _case(
     """Score one case; write its per-slide h5 and GeoJSON; return what its figure needs."""
     case_id = str(row["case_id"])
     bag = read_case_bag(inputs["bags_h5"], case_id)
+    reads = getattr(fold.model, "modalities", frozenset())
     omics = case_omics(
-        fold, inputs["omics_parquet"], inputs["families_json"], case_id, inputs["clinical_tsv"]
-    )
+        fold, inputs["omics_parquet"], inputs["families_json"], case_id, inputs["clinical_tsv"],
+        omics_table=inputs["omics_table"]() if "omic" in reads else None,
+        clinical_table=inputs["clinical_table"]() if "clinical" in reads else None,
+    )  # fmt: skip
     panels, risk = score_case(fold, bag, omics, int(row["seed"]))
     if not np.isclose(risk, row["risk"], rtol=1e-4, atol=1e-4):
         log.warning(
@@ -221,6 +227,11 @@ def make_heatmaps(
         "families": list(read_families_json(families_json))
         + (["clinical"] if "clinical" in model_inputs(model_name) else []),
         "clinical_tsv": clinical_tsv, "reader": reader,
+        # each table read once per job, on the first case that needs it
+        "omics_table": functools.cache(lambda: read_omics_table(omics_parquet)),
+        "clinical_table": functools.cache(
+            lambda: None if clinical_tsv is None else read_clinical(clinical_tsv)
+        ),
         "px": thumbnail_px, "feature_files": {Path(f).stem: f for f in feature_files},
         "slides": dict(slide_files),
     }  # fmt: skip
