@@ -7,7 +7,8 @@ bring-your-own path) on the published MCAT-format tables and 5-fold splits in
 - `mcat`: `training.protocol: mcat`, MCAT's published protocol (20 epochs, Adam 2e-4, wd 1e-5,
   batch 1 + 32-step accumulation, 4 bins, alpha 0, lambda_reg L1 as MCAT applies it, last epoch);
 - `default`: the project's schema defaults, plus the linear floors `coxnet_omic` and
-  `cox_clinical` (age, sex), which do not depend on the deep protocol.
+  `cox_clinical` (age, sex), which do not depend on the deep protocol, and `snn_clinical`
+  (snn with the same age and sex as one more input block), to set beside `cox_clinical`.
 
 Per cohort x protocol x model it reports the fold mean ± std (ddof 1, over fold x seed runs),
 the pooled out-of-fold c-index with its bootstrap CI (the workflow's metrics table), each
@@ -45,6 +46,7 @@ MCAT_SHIPPED_SNN = {"TCGA-BLCA": 0.541, "TCGA-LUAD": 0.539}  # MCAT's README, th
 TOLERANCE = 0.03  # the expectation for snn under MCAT's protocol
 DEEP = ["snn", "snn_trans"]
 FLOORS = ["coxnet_omic", "cox_clinical"]
+CLINICAL_DEEP = ["snn_clinical"]  # snn + the floor's clinical covariates (age, sex): default only
 REFERENCE = "snn"  # the paired table's reference model (evaluation.km_model)
 PAIRED_COLUMNS = ("pooled_delta", "ci_low", "ci_high", "p_value", "mean_run_delta")
 EMPTY_METRICS = {"cohort": [], "model": [], "metric": [], "value": [], "ci_low": [], "ci_high": []}
@@ -57,7 +59,7 @@ def run_config(
     tables = {c: str(data / f"tcga_{c.split('-')[1].lower()}_all_clean.csv.gz") for c in cohorts}
     splits = {c: str(data / "splits" / f"tcga_{c.split('-')[1].lower()}") for c in cohorts}
     training: dict[str, Any] = {
-        "models": DEEP + (FLOORS if protocol == "default" else []),
+        "models": DEEP + (CLINICAL_DEEP + FLOORS if protocol == "default" else []),
         "device": "cpu",
         "seeds": list(seeds),
     }
