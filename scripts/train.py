@@ -6,9 +6,9 @@ setup_logging(snakemake.log[0])
 
 from pathlib import Path
 
-from mmsurv.training import model_params, train_fold
+from mmsurv.training import train_fold
 
-params = model_params(snakemake.params.training, snakemake.wildcards.model)
+params = dict(snakemake.params.training)  # model_params(config training, model), in the rule
 # Torch threads follow the rule (resources.train.threads); not a training: config key.
 params["num_threads"] = snakemake.threads
 params["missing_modality"] = snakemake.params.missing_modality

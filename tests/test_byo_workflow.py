@@ -109,6 +109,22 @@ def test_genomics_only_byo_runs_to_the_cindex_table(byo_repo) -> None:
     assert not (out / "byo" / "slides.tsv").exists()  # genomics only: no slide sheet needed
     assert not (out / COHORT / "patches").exists() and not (out / COHORT / "bags.h5").exists()
 
+    # One more model and one more seed: only their jobs are planned, the finished ones are kept
+    # (a train job's params are its model's, not the whole training section).
+    write_config(repo, data, models=["snn", "snn_trans", "cox_clinical"])
+    config = yaml.safe_load((repo / configfile).read_text())
+    config["training"]["seeds"] = [1, 2]
+    (repo / configfile).write_text(yaml.safe_dump(config))
+    dry = snakemake(repo, target, "-n", "--cores", "2", "--configfile", configfile)
+    assert dry.returncode == 0, (dry.stdout + dry.stderr)[-5000:]
+    planned = [
+        dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
+        for line in (dry.stdout + dry.stderr).splitlines()
+        if line.strip().startswith("wildcards:") and "model=" in line and "fold=" in line
+    ]
+    assert len(planned) == 4 * N_FOLDS  # snn, snn_trans seed 2; cox_clinical seeds 1 and 2
+    assert all(j["seed"] == "2" or j["model"] == "cox_clinical" for j in planned), planned
+
 
 def test_unsuffixed_gene_columns_follow_byo_unsuffixed(byo_repo) -> None:
     """Mutation calls without `_mut`: byo_tables stops by default and reads them with `mut`."""

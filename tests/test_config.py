@@ -175,6 +175,21 @@ def test_per_model_keys_override_the_shared_ones_for_that_model_only() -> None:
         model_params({"per_model": {"snn": {"seed": 3}}}, "snn")
 
 
+def test_adding_a_model_or_a_seed_leaves_a_train_jobs_params_unchanged() -> None:
+    # the train rule's params; Snakemake reruns every job whose params changed
+    before = {"models": ["snn"], "seeds": [1], "epochs": 5, "model_kwargs": {"snn": {"d": 1}}}
+    after = {
+        **before,
+        "models": ["snn", "mcat"],
+        "seeds": [1, 2],
+        "model_kwargs": {"snn": {"d": 1}, "mcat": {"d": 2}},
+        "per_model": {"mcat": {"epochs": 9}},
+    }
+    assert model_params(after, "snn") == model_params(before, "snn")
+    assert "models" not in model_params(after, "snn") and "seeds" not in model_params(after, "snn")
+    assert model_params(after, "mcat")["epochs"] == 9
+
+
 def test_byo_tables_imply_the_source_paths_and_folds_unless_the_user_set_them() -> None:
     config = {
         "outdir": "out",

@@ -2,6 +2,7 @@
 # every model and seed in parallel.
 # The linear floors (scikit-survival Cox models) run on CPU: their jobs ask for no GPU.
 from mmsurv.model_catalog import LINEAR_FLOORS
+from mmsurv.training.params import model_params
 
 
 rule train:
@@ -27,7 +28,8 @@ rule train:
         runtime=res("train", "runtime"),
         gpu=lambda wc: 0 if wc.model in LINEAR_FLOORS else res("train", "gpu"),
     params:
-        training=config["training"],
+        # this model's params only: adding a model or a seed reruns no finished job
+        training=lambda wc: model_params(config["training"], wc.model),
         missing_modality="exclude" if KEEP_UNIMODAL else "error",
     script:
         "../../scripts/train.py"

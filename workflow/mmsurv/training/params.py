@@ -88,12 +88,16 @@ _CHOICES = {
 # `seeds` is expanded into one job per seed (the job's seed comes from its wildcard); `seed`,
 # its former single-valued form, is refused by the config check and here per model.
 CALLER_KEYS = ("models", "seeds", "seed", "device", "protocol")
+JOB_LIST_KEYS = ("models", "seeds")  # which jobs exist, not how one trains
 
 
 def model_params(training: Mapping[str, Any], model: str) -> dict[str, Any]:
     """One model's training params: the shared `training:` keys, then `per_model[model]` over them.
 
-    `model_kwargs` in the config maps model -> kwargs; the result holds only this model's.
+    `model_kwargs` in the config maps model -> kwargs; the result holds only this model's. The
+    keys that list the jobs (`models`, `seeds`) are left out: these are a train job's params
+    in the rule, and Snakemake reruns a job whose params change, so adding a model or a seed
+    must leave the jobs already run untouched.
     """
     override = dict((training.get("per_model") or {}).get(model) or {})
     fixed = sorted(set(override) & {*CALLER_KEYS, "per_model"})
@@ -107,7 +111,7 @@ def model_params(training: Mapping[str, Any], model: str) -> dict[str, Any]:
             f"config key training.per_model.{model}: unknown training keys {unknown}; "
             f"allowed: {sorted(set(DEFAULT_PARAMS) - {'num_threads'})}"
         )
-    params = {k: v for k, v in training.items() if k != "per_model"}
+    params = {k: v for k, v in training.items() if k not in ("per_model", *JOB_LIST_KEYS)}
     params["model_kwargs"] = dict(params.get("model_kwargs") or {}).get(model, {})
     params.update(override)
     return params
