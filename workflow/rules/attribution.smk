@@ -31,7 +31,7 @@ rule attribution:
         mem_mb=res("evaluate", "mem_mb"),
         runtime=res("evaluate", "runtime"),
     params:
-        attribution=config["attribution"],
+        attribution=job_settings("attribution"),
         device=config["training"]["device"],
     script:
         "../../scripts/attribution.py"

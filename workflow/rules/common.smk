@@ -380,6 +380,12 @@ def heatmap_models():
 heatmap_models()  # heatmaps.models naming a model without per-patch scores stops the parse
 
 
+def job_settings(section):
+    """A config section as one job's params, without its `models` list: adding a model to
+    the list must not change (and rerun) the jobs of the models already there."""
+    return {k: v for k, v in config[section].items() if k != "models"}
+
+
 def get_heatmap_inputs(wildcards):
     """Inputs of one heatmaps job: the model's first-seed fold runs (predictions,
     checkpoints) and the cohort's bags, omics, features (coords) and slides."""

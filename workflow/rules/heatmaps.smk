@@ -31,7 +31,7 @@ rule heatmaps:
         mem_mb=res("evaluate", "mem_mb"),
         runtime=res("evaluate", "runtime"),
     params:
-        heatmaps=config["heatmaps"],
+        heatmaps=job_settings("heatmaps"),
         reader=config["tiling"]["reader"],
         slide_files=get_heatmap_slide_files,
     script:
