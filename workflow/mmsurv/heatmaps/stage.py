@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -130,11 +129,9 @@ def _case(
     """Score one case; write its per-slide h5 and GeoJSON; return what its figure needs."""
     case_id = str(row["case_id"])
     bag = read_case_bag(inputs["bags_h5"], case_id)
-    reads = getattr(fold.model, "modalities", frozenset())
     omics = case_omics(
         fold, inputs["omics_parquet"], inputs["families_json"], case_id, inputs["clinical_tsv"],
-        omics_table=inputs["omics_table"]() if "omic" in reads else None,
-        clinical_table=inputs["clinical_table"]() if "clinical" in reads else None,
+        omics_table=inputs["omics_table"], clinical_table=inputs["clinical_table"],
     )  # fmt: skip
     panels, risk = score_case(fold, bag, omics, int(row["seed"]))
     if not np.isclose(risk, row["risk"], rtol=1e-4, atol=1e-4):
@@ -222,15 +219,16 @@ def make_heatmaps(
     pred = read_heldout_predictions(predictions)
     with_patches = _has_patches(bags_h5)
     chosen = choose_cases(pred, n_high, n_low, eligible=with_patches.__contains__)
+    reads = model_inputs(model_name)
     inputs = {
         "bags_h5": bags_h5, "omics_parquet": omics_parquet, "families_json": families_json,
         "families": list(read_families_json(families_json))
-        + (["clinical"] if "clinical" in model_inputs(model_name) else []),
+        + (["clinical"] if "clinical" in reads else []),
         "clinical_tsv": clinical_tsv, "reader": reader,
-        # each table read once per job, on the first case that needs it
-        "omics_table": functools.cache(lambda: read_omics_table(omics_parquet)),
-        "clinical_table": functools.cache(
-            lambda: None if clinical_tsv is None else read_clinical(clinical_tsv)
+        # the tables the model reads, once per job (not once per case)
+        "omics_table": read_omics_table(omics_parquet) if "omic" in reads else None,
+        "clinical_table": (
+            read_clinical(clinical_tsv) if "clinical" in reads and clinical_tsv else None
         ),
         "px": thumbnail_px, "feature_files": {Path(f).stem: f for f in feature_files},
         "slides": dict(slide_files),
