@@ -180,11 +180,22 @@ def _run_snakemake(
         ids = _job_ids(out)
         if ids:
             _cmd(["scancel", *ids])
+            _wait_left_queue(ids)
         out += f"\n[test] {stuck}\n"
     log.write_text(f"$ {' '.join(cmd)}\n(cwd {cwd})\n{out}")
     if stuck is not None:
         pytest.fail(f"{stuck}\n(snakemake log: {log})", pytrace=False)
     return rc, out
+
+
+def _wait_left_queue(ids: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until scancel has taken the jobs out of the pending queue (scancel returns before)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        res = _cmd(["squeue", "-h", "-t", "PD", "-o", "%i"])
+        if res is not None and res.returncode == 0 and not set(ids) & set(res.stdout.split()):
+            return
+        time.sleep(0.5)
 
 
 class StuckJobWatch:
@@ -377,8 +388,13 @@ def test_unsatisfiable_job_fails_fast_naming_the_reason(slurm_cluster, tmp_path)
         )
     assert time.monotonic() - t0 < 60, f"took {time.monotonic() - t0:.0f} s"
     assert "CPUTot=" in str(err.value)  # the node's description comes with the reason
-    res = _cmd(["squeue", "-h", "-t", "PD", "-o", "%i|%r"])
-    assert res is not None and "PartitionConfig" not in res.stdout, "stuck job not cancelled"
+    # Its own job was cancelled (other pending jobs, e.g. of an interrupted earlier run, are not
+    # this run's business).
+    ids = _job_ids((ARTIFACTS / "slurm_unsatisfiable.log").read_text())
+    assert ids, "no SLURM job id in the snakemake log"
+    res = _cmd(["squeue", "-h", "-t", "PD", "-o", "%i"])
+    assert res is not None and res.returncode == 0, res
+    assert not set(ids) & set(res.stdout.split()), f"stuck job(s) {ids} not cancelled"
 
 
 def _numeric_cells(path: Path) -> list[float]:
