@@ -407,8 +407,9 @@ def markdown(doc: dict) -> str:
         f"(log-uniform; {doc['patches_total']:,} in all), {g['dim']}-d; rare phenotype "
         f"prevalence U(0, {g['rare_max']}); {doc['folds']} folds, seeds {doc['seeds']}, "
         f"{doc['epochs']} epochs, grad_accum {doc['grad_accum']}, training max_patches "
-        f"{doc['max_train_patches']} (all patches at evaluation), other training params at the "
-        "project's defaults.", "",
+        f"{doc['max_train_patches']} (all patches at evaluation), path_norm "
+        f"{doc.get('path_norm', 'none (before the option existed)')}, other training params at "
+        "the project's defaults.", "",
         f"Not run: {doc['not_run']}", "",
         "| model | c-index folds mean ± std | pooled c-index [95 % CI] | s / case-step "
         "| peak RSS MB |",
@@ -492,6 +493,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
+    from mmsurv.training.params import DEFAULT_PARAMS
+
     args = parse_args(argv)
     if args.worker:  # one (spec, seed) job started by run_all
         res = run_model(args.worker, args.seed_one, args.work / "data", args.work, args)
@@ -536,6 +539,7 @@ def main(argv: list[str] | None = None) -> dict:
         "folds": args.folds, "seeds": seeds, "epochs": args.epochs,
         "grad_accum": args.grad_accum or "32 (default)", "not_run": args.not_run or "–",
         "max_train_patches": args.max_train_patches or "4096 (default)",
+        "path_norm": DEFAULT_PARAMS["path_norm"],
         "oracles": oracles(truth), "summary": summarise(done, truth, args.bootstrap),
         "runs": [{k: v for k, v in r.items() if k != "pred"} for d in done for r in d["rows"]],
         "wall_min": (time.perf_counter() - t0) / 60,
