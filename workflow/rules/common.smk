@@ -386,6 +386,14 @@ def job_settings(section):
     return {k: v for k, v in config[section].items() if k != "models"}
 
 
+def clinical_input(cohort, model):
+    """{"clinical": the cohort's clinical table} for a model that reads a clinical block
+    (the *_clinical models' covariates), else {}."""
+    if "clinical" in model_inputs(model):
+        return {"clinical": config["clinical"].format(cohort=cohort)}
+    return {}
+
+
 def get_heatmap_inputs(wildcards):
     """Inputs of one heatmaps job: the model's first-seed fold runs (predictions,
     checkpoints) and the cohort's bags, omics, features (coords) and slides."""
@@ -401,9 +409,7 @@ def get_heatmap_inputs(wildcards):
         "features": [f"{OUT}/{cohort}/features/{s}.h5" for s in slides],
         "slides": [sheet().path_of[s] for s in slides],
     }
-    if "clinical" in model_inputs(model):  # *_clinical models: their covariates' block
-        inputs["clinical"] = config["clinical"].format(cohort=cohort)
-    return inputs
+    return {**inputs, **clinical_input(cohort, model)}
 
 
 def get_heatmap_slide_files(wildcards):
@@ -443,9 +449,7 @@ def get_attribution_inputs(wildcards):
     }
     if "path" in model_inputs(model):
         inputs["bags"] = f"{OUT}/{cohort}/bags.h5"
-    if "clinical" in model_inputs(model):  # *_clinical models: their covariates' block
-        inputs["clinical"] = config["clinical"].format(cohort=cohort)
-    return inputs
+    return {**inputs, **clinical_input(cohort, model)}
 
 
 def attribution_outputs():
