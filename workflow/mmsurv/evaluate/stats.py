@@ -142,6 +142,12 @@ def concordance_index(time: Any, event: Any, risk: Any) -> float:
         ) from err
 
 
+# Resamples of up to this many cases are scored through n x n pair matrices (float64: 32 MB at
+# 2,000 cases); larger ones one resample at a time through sksurv.
+PAIR_MATRIX_MAX_CASES = 2000
+_TIED_RISK_TOL = 1e-8  # sksurv's concordance_index_censored default tied_tol
+
+
 def bootstrap_cindex_replicates(
     time: np.ndarray,
     event: np.ndarray,
@@ -160,6 +166,66 @@ def bootstrap_cindex_replicates(
     if not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 1:
         raise SurvivalInputError(f"n_bootstrap must be a positive integer, got {n_bootstrap!r}")
     rng = np.random.default_rng(seed)
+    n = len(time)
+    if n > PAIR_MATRIX_MAX_CASES:
+        return _bootstrap_loop(time, event, risks, combine, n_bootstrap, rng)
+    # one (B, n) draw is the same stream as B draws of n (numpy's Generator.integers)
+    idx = rng.integers(0, n, size=(int(n_bootstrap), n))
+    cs = resampled_cindices(time, event, risks, idx)
+    values = []
+    for row in cs:
+        if np.isnan(row).any():  # no death or no comparable pair in this resample
+            continue
+        value = combine(list(row))
+        if np.isfinite(value):
+            values.append(float(value))
+    return values
+
+
+def resampled_cindices(
+    time: np.ndarray, event: np.ndarray, risks: list[np.ndarray], idx: np.ndarray
+) -> np.ndarray:
+    """Harrell's c-index of each risk on each resample ``idx[b]`` of the cases: (B, len(risks)).
+
+    Equal to sksurv's ``concordance_index_censored`` on ``event[idx[b]], time[idx[b]],
+    risk[idx[b]]`` (same comparable pairs, same 1e-8 risk ties, same sums), NaN where it raises
+    (no comparable pair). Written with pair matrices rather than calling sksurv per resample:
+    a resample is a vector of case counts w, and its concordant and comparable pair counts are
+    the quadratic forms w' A w over the cohort's pair matrices, so 1,000 resamples cost a few
+    matrix products instead of 1,000 calls (0.7 ms each at 50 cases; the paired table makes
+    ~90,000 of them in the demo).
+    """
+    t = np.asarray(time, dtype=np.float64)
+    e = np.asarray(event, dtype=bool)
+    n, n_boot = len(t), idx.shape[0]
+    counts = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
+    w = counts.reshape(n_boot, n).astype(np.float64)
+    # pair (i, j) comparable: i died, and j outlived it or was censored at the same time
+    comparable = e[:, None] & (
+        (t[None, :] > t[:, None]) | ((t[None, :] == t[:, None]) & ~e[None, :])
+    )
+    n_comparable = np.einsum("bi,ij,bj->b", w, comparable.astype(np.float64), w, optimize=True)
+    out = np.full((n_boot, len(risks)), np.nan)
+    valid = n_comparable > 0
+    for k, risk in enumerate(risks):
+        r = np.asarray(risk, dtype=np.float64)
+        diff = r[:, None] - r[None, :]
+        score = np.where(np.abs(diff) <= _TIED_RISK_TOL, 0.5, (diff > 0).astype(np.float64))
+        score *= comparable
+        concordant = np.einsum("bi,ij,bj->b", w, score, w, optimize=True)
+        out[valid, k] = concordant[valid] / n_comparable[valid]
+    return out
+
+
+def _bootstrap_loop(
+    time: np.ndarray,
+    event: np.ndarray,
+    risks: list[np.ndarray],
+    combine: Callable[[list[float]], float],
+    n_bootstrap: int,
+    rng: np.random.Generator,
+) -> list[float]:
+    """bootstrap_cindex_replicates one resample at a time (cohorts too large for pair matrices)."""
     values = []
     for _ in range(int(n_bootstrap)):
         idx = rng.integers(0, len(time), size=len(time))
