@@ -15,11 +15,11 @@ from lifelines.statistics import logrank_test as lifelines_logrank_test
 from lifelines.utils import concordance_index as lifelines_cindex
 from sksurv.metrics import concordance_index_censored
 
+from mmsurv.evaluate import stats
 from mmsurv.evaluate.stats import (
     LogRankResult,
     MaxstatResult,
     SurvivalInputError,
-    _bootstrap_loop,
     bootstrap_cindex_replicates,
     concordance_index,
     km_groups,
@@ -91,13 +91,16 @@ def test_resampled_cindices_equal_sksurv_on_each_resample(ties: bool) -> None:
             assert got[b, k] == want or (np.isnan(got[b, k]) and np.isnan(want)), (b, k)
 
 
-def test_bootstrap_replicates_same_with_pair_matrices_and_one_by_one() -> None:
+def test_bootstrap_replicates_same_with_pair_matrices_and_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Both code paths (small and large cohorts) return the same values for the same seed."""
     time, event, risk = _simulate(60, 0.7, 5, ties=True)
     other = risk[::-1].copy()
     diff = lambda cs: cs[0] - cs[1]  # noqa: E731
     fast = bootstrap_cindex_replicates(time, event, [risk, other], diff, n_bootstrap=500, seed=7)
-    slow = _bootstrap_loop(time, event, [risk, other], diff, 500, np.random.default_rng(7))
+    monkeypatch.setattr(stats, "PAIR_MATRIX_MAX_CASES", 10)  # 60 cases: one by one through sksurv
+    slow = bootstrap_cindex_replicates(time, event, [risk, other], diff, n_bootstrap=500, seed=7)
     assert len(fast) == len(slow) == 500
     assert fast == slow
 

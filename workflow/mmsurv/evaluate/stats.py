@@ -168,10 +168,11 @@ def bootstrap_cindex_replicates(
     rng = np.random.default_rng(seed)
     n = len(time)
     if n > PAIR_MATRIX_MAX_CASES:
-        return _bootstrap_loop(time, event, risks, combine, n_bootstrap, rng)
-    # one (B, n) draw is the same stream as B draws of n (numpy's Generator.integers)
-    idx = rng.integers(0, n, size=(int(n_bootstrap), n))
-    cs = resampled_cindices(time, event, risks, idx)
+        cs = _resampled_cindices_one_by_one(time, event, risks, int(n_bootstrap), rng)
+    else:
+        # one (B, n) draw is the same stream as B draws of n (numpy's Generator.integers)
+        idx = rng.integers(0, n, size=(int(n_bootstrap), n))
+        cs = resampled_cindices(time, event, risks, idx)
     values = []
     for row in cs:
         if np.isnan(row).any():  # no death or no comparable pair in this resample
@@ -217,29 +218,31 @@ def resampled_cindices(
     return out
 
 
-def _bootstrap_loop(
+def _resampled_cindices_one_by_one(
     time: np.ndarray,
     event: np.ndarray,
     risks: list[np.ndarray],
-    combine: Callable[[list[float]], float],
     n_bootstrap: int,
     rng: np.random.Generator,
-) -> list[float]:
-    """bootstrap_cindex_replicates one resample at a time (cohorts too large for pair matrices)."""
-    values = []
-    for _ in range(int(n_bootstrap)):
+) -> np.ndarray:
+    """resampled_cindices through sksurv, one resample drawn and scored at a time.
+
+    For cohorts too large for pair matrices; draws the same resamples from ``rng`` and returns
+    the same (B, len(risks)) array, NaN where a resample has no death or no comparable pair.
+    """
+    out = np.full((n_bootstrap, len(risks)), np.nan)
+    for b in range(n_bootstrap):
         idx = rng.integers(0, len(time), size=len(time))
         if not event[idx].any():
             continue
         try:
             with np.errstate(invalid="ignore", divide="ignore"):  # 0/0: no comparable pair
-                cs = [concordance_index_censored(event[idx], time[idx], r[idx])[0] for r in risks]
+                out[b] = [
+                    concordance_index_censored(event[idx], time[idx], r[idx])[0] for r in risks
+                ]
         except NoComparablePairException:
             continue
-        value = combine(cs)
-        if np.isfinite(value):
-            values.append(float(value))
-    return values
+    return out
 
 
 @dataclass(frozen=True)
