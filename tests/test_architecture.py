@@ -19,6 +19,7 @@ SHARED = {
     "mmsurv.model_catalog",
     "mmsurv.config",
     "mmsurv.tcga_projects",
+    "mmsurv.scheduler",
 }
 MAX_MODULE_LINES = 650
 MAX_FUNCTION_LINES = 100

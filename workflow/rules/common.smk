@@ -27,6 +27,10 @@ from mmsurv.config import (
 )
 from mmsurv.model_catalog import HEATMAP_MODELS, MODEL_INPUTS, model_inputs
 from mmsurv.model_catalog import ATTRIBUTION_MODELS
+from mmsurv.scheduler import one_reevaluation_timer
+
+# One pending scheduler wake-up instead of one more per finished job (see mmsurv/scheduler.py).
+one_reevaluation_timer()
 
 # The demo (config/config.yaml) only when no --configfile is given; otherwise the user's config
 # alone, with the schema's defaults for every key it leaves out (never the demo's values).
