@@ -17,10 +17,7 @@ Results: benchmarks/results/bootstrap.json and bootstrap.md.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -31,9 +28,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
-from mmsurv.evaluate import stats  # noqa: E402
+from _common import run_meta, write_json_md  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from mmsurv.evaluate import stats  # noqa: E402
 
 
 def synthetic_cohort(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -72,7 +69,6 @@ def time_both(n: int, n_boot: int, seed: int) -> dict[str, Any]:
 
 def write_results(meta: dict[str, Any], runs: list[dict[str, Any]], stem: str) -> Path:
     """Write <stem>.json (every run) and <stem>.md (medians and ratios per cohort size)."""
-    RESULTS.mkdir(exist_ok=True)
     rows = []
     for n in sorted({r["cases"] for r in runs}):
         rs = [r for r in runs if r["cases"] == n]
@@ -88,13 +84,11 @@ def write_results(meta: dict[str, Any], runs: list[dict[str, Any]], stem: str) -
                 "max_abs_diff": max(r["max_abs_diff"] for r in rs),
             }
         )
-    (RESULTS / f"{stem}.json").write_text(
-        json.dumps({"meta": meta, "runs": runs, "summary": rows}, indent=2) + "\n"
-    )
     lines = [
         "# Paired bootstrap c-indices: one resample at a time (sksurv) vs pair matrices",
         "",
-        f"Written by `{meta['command']}` on {meta['date']} ({meta['machine']}). "
+        f"Written by `{meta['command']}` on {meta['date']} ({meta['machine']}, numpy "
+        f"{meta['numpy']}). "
         f"{meta['resamples']} resamples of 2 risk scores per run, the same resamples in both "
         "paths; process CPU seconds, median over repeats; ratio = median of the per-repeat "
         "ratios; max |diff| = largest difference between the two paths' c-indices.",
@@ -107,8 +101,7 @@ def write_results(meta: dict[str, Any], runs: list[dict[str, Any]], stem: str) -
             f"| {r['cases']} | {r['repeats']} | {r['one_by_one_cpu_s']:.2f} | "
             f"{r['pair_matrices_cpu_s']:.3f} | {r['ratio']:.0f} | {r['max_abs_diff']:.1e} |"
         )
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    return RESULTS / f"{stem}.md"
+    return write_json_md(stem, {"meta": meta, "runs": runs, "summary": rows}, lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,13 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out-stem", default="bootstrap")
     args = ap.parse_args(argv)
-    meta = {
-        "command": " ".join(["python benchmarks/bench_bootstrap.py", *(argv or sys.argv[1:])]),
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}, numpy {np.__version__}",
-        "resamples": args.resamples,
-    }
+    meta = run_meta("bench_bootstrap.py", argv, numpy=np.__version__, resamples=args.resamples)
     runs = []
     for n in args.cases:
         for rep in range(args.repeats):

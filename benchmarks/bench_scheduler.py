@@ -16,10 +16,8 @@ Results: benchmarks/results/scheduler.json and scheduler.md.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,8 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import run_meta, write_json_md
+
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "results"
 N_INPUTS = 40
 JOB_SECONDS = 0.3
 CORES = 2
@@ -109,11 +108,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_results(meta: dict[str, Any], runs: list[dict[str, Any]], stem: str) -> Path:
     """Write <stem>.json (every run) and <stem>.md (the summary table)."""
-    RESULTS.mkdir(exist_ok=True)
     rows = summarize(runs)
-    (RESULTS / f"{stem}.json").write_text(
-        json.dumps({"meta": meta, "runs": runs, "summary": rows}, indent=2) + "\n"
-    )
     lines = [
         "# Snakemake's scheduler: as is vs one pending re-evaluation timer",
         "",
@@ -133,8 +128,7 @@ def write_results(meta: dict[str, Any], runs: list[dict[str, Any]], stem: str) -
             f"{r['wall_s_as_is']:.1f} | {r['wall_s_patched']:.1f} | {r['wall_s_ratio']:.2f} | "
             f"{r['ideal_wall_s']:.0f} |"
         )
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    return RESULTS / f"{stem}.md"
+    return write_json_md(stem, {"meta": meta, "runs": runs, "summary": rows}, lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,13 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     import snakemake
 
-    meta = {
-        "command": " ".join(["python benchmarks/bench_scheduler.py", *(argv or sys.argv[1:])]),
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}",
-        "snakemake": snakemake.__version__,
-    }
+    meta = run_meta("bench_scheduler.py", argv, snakemake=snakemake.__version__)
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench_scheduler_") as tmp:
         for n in args.jobs:
