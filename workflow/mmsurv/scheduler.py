@@ -15,7 +15,6 @@ from typing import Any
 # The patch keeps at most one pending timer, the earliest one asked for; every pass that
 # needs a later wake-up asks again, so no wake-up the scheduler relies on is lost.
 
-_PATCHED_FLAG = "_mmsurv_one_timer"
 _LOCK = threading.Lock()
 
 
@@ -45,19 +44,14 @@ def _one_timer_reevaluation(self: Any, delay: float) -> None:
         timer.start()
 
 
-setattr(_one_timer_reevaluation, _PATCHED_FLAG, True)
-
-
 def one_reevaluation_timer() -> bool:
     """Patch Snakemake's JobScheduler to keep one pending re-evaluation timer; True if patched."""
     try:
         from snakemake.scheduling.job_scheduler import JobScheduler
     except ImportError:
         return False
-    current = getattr(JobScheduler, "_schedule_reevalutation", None)
-    if current is None:
+    if not hasattr(JobScheduler, "_schedule_reevalutation"):
         # a Snakemake that renamed the method: leave its scheduler as it is
         return False
-    if not getattr(current, _PATCHED_FLAG, False):
-        JobScheduler._schedule_reevalutation = _one_timer_reevaluation
+    JobScheduler._schedule_reevalutation = _one_timer_reevaluation
     return True
