@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import os
 import sys
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -376,6 +377,41 @@ def _write_slide(path: str, rgb20: np.ndarray, app_mag: float, mpp: float | None
         )
 
 
+class _SlideTask(NamedTuple):
+    """What one slide's rendering needs (picklable, for a process pool)."""
+
+    seed: int
+    cohort: str
+    slide_id: str
+    case_id: str
+    path: str
+    risk: float
+    app_mag: float
+    mpp: float | None
+    region_file: str
+
+
+def _make_slide(t: _SlideTask) -> tuple[Any, ...]:
+    """Render one slide from its own random stream, write it and its regions; its table row."""
+    field = render_field(_rng(t.seed, t.cohort, _SLIDE, _stable_hash(t.slide_id)), t.risk)
+    _write_slide(t.path, field.rgb, t.app_mag, t.mpp)
+    scale = 2.0 if t.app_mag == 40.0 else 1.0
+    fraction = float(field.region.sum()) / max(int(field.tissue.sum()), 1)
+    collection = region_geojson(field.region, scale, slide_id=t.slide_id, fraction=fraction)
+    write_region_file(t.region_file, collection)
+    return (
+        t.slide_id,
+        t.case_id,
+        round(t.risk, 6),
+        round(fraction, 6),
+        int(field.region.sum() * scale**2),
+        round(field.grade, 6),
+        len(collection["features"]),
+        t.app_mag,
+        scale,
+    )
+
+
 def make_cohort(
     cohort: str,
     sheet: pd.DataFrame,
@@ -387,12 +423,14 @@ def make_cohort(
     genes_per_family: int = 30,
     n_signal_genes_frac: float = 0.2,
     write_slides: bool = True,
+    executor: Executor | None = None,
 ) -> None:
     """Write a cohort's slides (at the sheet's paths), omics, clinical and truth tables.
 
     Beside the clinical table: `truth.tsv` (hidden risk per case), and with the slides
     `regions.tsv` and `regions/{slide_id}.geojson` (the planted regions, `region_paths`).
     `write_slides=False` writes only the tables (same values: every part has its own stream).
+    `executor`: renders and writes the slides in parallel (e.g. a process pool; same files).
     """
     required = {"cohort", "case_id", "slide_id", "path"}
     missing = required - set(sheet.columns)
@@ -426,29 +464,22 @@ def make_cohort(
     plan = slide_plan(seed, cohort, rows["slide_id"].astype(str).tolist())
     slides = zip(rows.itertuples(index=False), plan.itertuples(), strict=True)
     paths = region_paths(clinical_out, rows["slide_id"].astype(str).tolist())
-    region_rows = []
-    for row, p in slides if write_slides else []:
-        slide_id, case_id = str(row.slide_id), str(row.case_id)
-        srng = _rng(seed, cohort, _SLIDE, _stable_hash(slide_id))
-        field = render_field(srng, risk_of[case_id])
-        _write_slide(str(row.path), field.rgb, p.app_mag, None if p.no_mpp else p.mpp)
-        scale = 2.0 if p.app_mag == 40.0 else 1.0
-        fraction = float(field.region.sum()) / max(int(field.tissue.sum()), 1)
-        collection = region_geojson(field.region, scale, slide_id=slide_id, fraction=fraction)
-        write_region_file(paths["regions"][slide_id], collection)
-        region_rows.append(
-            (
-                slide_id,
-                case_id,
-                round(risk_of[case_id], 6),
-                round(fraction, 6),
-                int(field.region.sum() * scale**2),
-                round(field.grade, 6),
-                len(collection["features"]),
-                p.app_mag,
-                scale,
-            )
+    tasks = [
+        _SlideTask(
+            seed,
+            cohort,
+            str(row.slide_id),
+            str(row.case_id),
+            str(row.path),
+            risk_of[str(row.case_id)],
+            float(p.app_mag),
+            None if p.no_mpp else float(p.mpp),
+            str(paths["regions"][str(row.slide_id)]),
         )
+        for row, p in (slides if write_slides else [])
+    ]
+    # Each slide has its own random stream, so the pool's order cannot change a byte.
+    region_rows = list((executor.map if executor is not None else map)(_make_slide, tasks))
 
     _write_tsv(omics, omics_out)
     _write_tsv(clinical, clinical_out)
