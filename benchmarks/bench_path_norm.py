@@ -134,12 +134,15 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(summary: pd.DataFrame, meta: dict[str, Any]) -> str:
     """The results table in words and numbers."""
+    # results written before the config was recorded ran the demo config of then
+    tr = meta.get("training", {"epochs": 5, "lr": 2e-4, "grad_accum": 2})
     lines = [
         "# Patch-feature standardisation (training.path_norm) on the demo's planted regions",
         "",
         f"`{meta['command']}` — {meta['date']}, {meta['machine']}; {meta['n_runs']} training "
-        f"jobs, {meta['seconds']:.0f} s. Demo training config (5 epochs, lr 2e-4, 2-step "
-        "accumulation), random-init ResNet-50 features, seeds "
+        f"jobs, {meta['seconds']:.0f} s. Demo training config ({tr['epochs']} epochs, lr "
+        f"{tr['lr']:g}, {tr['grad_accum']}-step accumulation), random-init ResNet-50 features, "
+        "seeds "
         f"{meta['seeds']}, 5 folds. c = held-out c-index, fold mean ± std over folds × seeds; "
         "Δ = zscore − none paired on the same fold and seed (Wilcoxon signed-rank p). "
         "in / out = mean per-patch score × N (1 = the case's average patch) of held-out "
@@ -193,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": args.seeds,
         "n_runs": len(runs),
         "seconds": time.perf_counter() - t0,
+        "training": {k: training[k] for k in ("epochs", "lr", "grad_accum")},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {"meta": meta, "summary": summary.to_dict("records"), "runs": runs}

@@ -139,7 +139,8 @@ def test_no_configfile_means_the_demo_and_says_so(tmp_path: Path) -> None:
     assert "no --configfile given: the demo config/config.yaml" in out
     rows = _effective(out)
     assert rows["run_name"] == ('"mine"', "user")
-    assert rows["training.epochs"] == ("5", "demo")
+    demo = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    assert rows["training.epochs"] == (str(demo["training"]["epochs"]), "demo")
     assert rows["cohorts"][1] == "demo" and rows["training.protocol"][1] == "default"
 
 
