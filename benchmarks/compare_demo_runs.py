@@ -1,7 +1,7 @@
 """Paired held-out c-index of finished demo runs: does a cheaper setting still learn as well?
 
 Each run is a finished workflow output directory (`results/` of a demo run). For every deep
-model, the c-index of each cohort x fold's held-out cases (scikit-survival, Harrell's C) is
+model, the c-index of each cohort x fold's held-out cases (the evaluation stage's fold_cindex) is
 paired with the base run's on the same cases; the table gives both means, the mean paired
 difference with a bootstrap 95 % CI over the (cohort, fold) units and a Wilcoxon signed-rank p.
 A control run (the base setting with another training seed) shows how far the same comparison
@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 from _common import run_meta, write_json_md
 from scipy.stats import wilcoxon
-from sksurv.metrics import concordance_index_censored
+
+from mmsurv.evaluate.cindex_tables import fold_cindex
 
 DEEP_MODELS = (
     "snn snn_trans attn_mil clam_sb transmil porpoise hfbsurv mcat dualtrans "
@@ -39,30 +40,23 @@ def _run(spec: str) -> tuple[str, Path, int]:
     return label, Path(where), int(seed)
 
 
-def fold_cindex(results: Path, seed: int, model: str, folds: int) -> np.ndarray:
-    """Held-out c-index of every cohort x fold of one model, in COHORTS x fold order."""
-    out = []
+def run_cindex(results: Path, seed: int, model: str, folds: int) -> np.ndarray:
+    """Held-out c-index of every cohort x fold of one model, in cohort x fold order."""
+    frames = []
     for cohort in COHORTS:
         for k in range(folds):
-            f = (
-                results
-                / cohort
-                / "train"
-                / model
-                / f"seed{seed}"
-                / f"fold{k}"
-                / "predictions.parquet"
-            )
+            f = results / cohort / "train" / model / f"seed{seed}" / f"fold{k}"
+            f = f / "predictions.parquet"
             if not f.exists():
                 raise SystemExit(f"{f}: missing (is the run finished?)")
-            d = pd.read_parquet(f, columns=["event", "survival_months", "risk"])
-            c = concordance_index_censored(
-                d["event"].astype(bool).to_numpy(),
-                d["survival_months"].to_numpy(),
-                d["risk"].to_numpy(),
-            )[0]
-            out.append(c)
-    return np.array(out)
+            frames.append(pd.read_parquet(f))
+    # the evaluation stage's own per-fold c-index (same checks, same NaN rule)
+    per_fold = fold_cindex(pd.concat(frames, ignore_index=True))
+    per_fold = per_fold.sort_values(["cohort", "fold"])  # the same unit order in every run
+    if per_fold["cindex"].isna().any():
+        bad = per_fold.loc[per_fold["cindex"].isna(), ["cohort", "fold"]].to_dict("records")
+        raise SystemExit(f"{results} {model} seed {seed}: undefined fold c-index {bad}")
+    return per_fold["cindex"].to_numpy()
 
 
 def paired(base: np.ndarray, alt: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
@@ -94,10 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     base_label, base_dir, base_seed = _run(args.base)
     rng = np.random.default_rng(0)
     rows = []
-    base_c = {m: fold_cindex(base_dir, base_seed, m, args.folds) for m in args.models}
+    base_c = {m: run_cindex(base_dir, base_seed, m, args.folds) for m in args.models}
     for spec in args.alt:
         label, alt_dir, alt_seed = _run(spec)
-        alt_c = {m: fold_cindex(alt_dir, alt_seed, m, args.folds) for m in args.models}
+        alt_c = {m: run_cindex(alt_dir, alt_seed, m, args.folds) for m in args.models}
         for m in args.models:
             rows.append({"run": label, "model": m, **paired(base_c[m], alt_c[m], rng)})
         pooled = np.concatenate([alt_c[m] - base_c[m] for m in args.models])

@@ -130,22 +130,22 @@ def test_cohort_slides_deterministic(tmp_path):
     # run b renders the slides in a process pool (as the demo rule does): same bytes
     sheet = demo.make_sheet(["DEMO-UCEC"], n_cases=3, data_dir=str(tmp_path / "a"))
     files = {}
-    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
-    for run, executor in (("a", None), ("b", pool)):
-        s = sheet.assign(path=sheet.path.str.replace(str(tmp_path / "a"), str(tmp_path / run)))
-        demo.make_cohort(
-            "DEMO-UCEC",
-            s,
-            gene_families_csv=str(FAMILIES),
-            omics_out=str(tmp_path / run / "omics.tsv"),
-            clinical_out=str(tmp_path / run / "clinical.tsv"),
-            executor=executor,
-        )
-        files[run] = s.path.tolist()
-    pool.shutdown()
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        for run, executor in (("a", None), ("b", pool)):
+            s = sheet.assign(path=sheet.path.str.replace(str(tmp_path / "a"), str(tmp_path / run)))
+            demo.make_cohort(
+                "DEMO-UCEC",
+                s,
+                gene_families_csv=str(FAMILIES),
+                omics_out=str(tmp_path / run / "omics.tsv"),
+                clinical_out=str(tmp_path / run / "clinical.tsv"),
+                executor=executor,
+            )
+            files[run] = s.path.tolist()
     written = sorted(f.relative_to(tmp_path / "a") for f in (tmp_path / "a").rglob("*.*"))
     assert {"regions.tsv", "truth.tsv"} <= {f.name for f in written}
-    assert len([f for f in written if f.suffix == ".geojson"]) == len(sheet)
+    for suffix in (".geojson", ".svs"):  # the slides themselves are among the compared files
+        assert len([f for f in written if f.suffix == suffix]) == len(sheet), suffix
     for name in written:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     plan = demo.slide_plan(2025, "DEMO-UCEC", sheet.slide_id.tolist())
